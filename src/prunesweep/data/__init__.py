@@ -1,0 +1,1 @@
+"""Offline text corpora (perplexity, calibration, recovery) read from `paths.data_dir`."""

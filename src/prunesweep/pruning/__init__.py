@@ -1,0 +1,1 @@
+"""Pruning methods behind one interface (`Pruner.prune_to`)."""

@@ -1,0 +1,71 @@
+"""Unstructured magnitude pruning (Gholami & Omar 2023) on torch.nn.utils.prune.
+
+Masks are made permanent after each step (`prune.remove`) so checkpoints are plain HF weights and LoRA
+merges land in real tensors; the pruner keeps the boolean masks to re-apply after training/merging."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from torch import nn
+from torch.nn.utils import prune
+from transformers import PreTrainedModel
+
+from prunesweep.errors import PrunesweepError
+from prunesweep.pruning.base import PruneContext, Pruner, PruneResult, prunable_linears
+
+SCOPES = ("global", "layer")
+
+
+class MagnitudePruner(Pruner):
+    """Zero the smallest |w| of the target linear layers, globally or per layer."""
+
+    def __init__(self, cfg) -> None:
+        super().__init__(cfg)
+        if cfg.scope not in SCOPES:
+            raise PrunesweepError(f"pruner.scope={cfg.scope!r} is not one of {SCOPES}")
+        self.masks: dict[str, torch.Tensor] = {}
+
+    def check(self, model: PreTrainedModel) -> None:
+        if not prunable_linears(model, self.cfg.targets):
+            raise PrunesweepError(f"magnitude pruner: no layers named {self.cfg.targets} in {type(model).__name__}")
+
+    def prune_to(self, model: PreTrainedModel, target: float, ctx: PruneContext) -> PruneResult:
+        start = time.perf_counter()
+        modules = prunable_linears(model, self.cfg.targets)
+        params = [(module, "weight") for module in modules.values()]
+        total = sum(module.weight.numel() for module in modules.values())
+        with torch.no_grad():
+            if self.cfg.scope == "global":
+                # Already-zero weights have the smallest magnitude, so the cumulative target is exact.
+                prune.global_unstructured(params, pruning_method=prune.L1Unstructured, amount=round(target * total))
+            else:
+                for module in modules.values():
+                    prune.l1_unstructured(module, "weight", amount=round(target * module.weight.numel()))
+            for module, name in params:
+                prune.remove(module, name)
+        self.masks = {name: module.weight != 0 for name, module in modules.items()}
+        achieved = sparsity_of(modules.values())
+        return PruneResult(target, achieved, time.perf_counter() - start, {"prunable_params": total})
+
+    def after_update(self, model: PreTrainedModel) -> None:
+        """Zero the pruned positions again (after full fine-tuning steps or a LoRA merge)."""
+        modules = prunable_linears(model, self.cfg.targets)
+        if not self.masks:  # e.g. resumed from a checkpoint: the zeros are the mask
+            self.masks = {name: module.weight != 0 for name, module in modules.items()}
+        with torch.no_grad():
+            for name, mask in self.masks.items():
+                modules[name].weight.mul_(mask.to(modules[name].weight.dtype))
+
+
+def sparsity_of(modules) -> float:
+    """Fraction of exactly-zero weights over `modules`."""
+    modules = list(modules)
+    zeros = sum(int((m.weight == 0).sum().item()) for m in modules)
+    return zeros / max(1, sum(m.weight.numel() for m in modules))
+
+
+def module_sparsity(model: nn.Module, targets: list[str]) -> float:
+    """Achieved sparsity of the prunable layers of `model`."""
+    return sparsity_of(prunable_linears(model, targets).values())

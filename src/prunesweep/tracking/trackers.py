@@ -1,0 +1,75 @@
+"""Trackers receive per-step metrics and the final results table; local results files stay the source of truth."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Protocol
+
+from prunesweep.config import LoggerConfig
+from prunesweep.errors import PrunesweepError
+
+
+class Tracker(Protocol):
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None: ...
+    def log_table(self, name: str, rows: list[dict[str, Any]]) -> None: ...
+    def finish(self, failed: bool = False) -> None: ...
+
+
+class NullTracker:
+    """Tracks nothing (logger=none)."""
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        pass
+
+    def log_table(self, name: str, rows: list[dict[str, Any]]) -> None:
+        pass
+
+    def finish(self, failed: bool = False) -> None:
+        pass
+
+
+class WandbTracker:
+    """One W&B run per sweep cell; offline unless WANDB_MODE or logger.mode says otherwise."""
+
+    def __init__(self, cfg: LoggerConfig, run_dir: Path, name: str, config: dict[str, Any]) -> None:
+        import wandb  # imported lazily: ~1 s, and only needed with logger=wandb
+
+        os.environ.setdefault("WANDB_SILENT", "true")
+        self._wandb = wandb
+        self.run = wandb.init(
+            project=cfg.project,
+            entity=cfg.entity,
+            group=cfg.group,
+            tags=list(cfg.tags),
+            name=name,
+            config=config,
+            dir=str(run_dir),
+            mode=os.environ.get("WANDB_MODE", cfg.mode),
+            reinit="create_new",
+        )
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        self.run.log(metrics, step=step)
+
+    def log_table(self, name: str, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        columns = sorted({key for row in rows for key in row})
+        data = [[_plain(row.get(col)) for col in columns] for row in rows]
+        self.run.log({name: self._wandb.Table(columns=columns, data=data)})
+
+    def finish(self, failed: bool = False) -> None:
+        self.run.finish(exit_code=1 if failed else 0)
+
+
+def _plain(value: Any) -> Any:
+    return value if value is None or isinstance(value, (int, float, str, bool)) else str(value)
+
+
+def make_tracker(cfg: LoggerConfig, run_dir: Path, name: str, config: dict[str, Any]) -> Tracker:
+    if cfg.kind == "none":
+        return NullTracker()
+    if cfg.kind == "wandb":
+        return WandbTracker(cfg, run_dir, name, config)
+    raise PrunesweepError(f"logger.kind={cfg.kind!r} is not one of none, wandb")

@@ -1,0 +1,82 @@
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from prunesweep.config import ModelConfig, PrunerConfig
+from prunesweep.errors import PrunesweepError
+from prunesweep.pruning.base import PruneContext, prunable_linears
+from prunesweep.pruning.magnitude import module_sparsity
+from prunesweep.pruning.registry import build_pruner
+
+TINY = {
+    "llama": {
+        "hidden_size": 64,
+        "intermediate_size": 96,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 128,
+    },
+    "gpt2": {"n_embd": 64, "n_layer": 2, "n_head": 4, "n_positions": 128},
+}
+
+
+def tiny_model(arch: str):
+    from prunesweep.models import load_model
+
+    cfg = ModelConfig(name=f"tiny_{arch}", source="random", architecture=arch, random_config=TINY[arch])
+    return load_model(OmegaConf.structured(cfg), cache_dir="unused", seed=0)
+
+
+def pruner(**kw):
+    return build_pruner(OmegaConf.structured(PrunerConfig(**{"name": "magnitude", **kw})))
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+@pytest.mark.parametrize("scope", ["global", "layer"])
+def test_iterative_targets_are_hit_exactly(arch, scope):
+    loaded = tiny_model(arch)
+    p = pruner(scope=scope)
+    ctx = PruneContext(loaded.tokenizer, calibration=lambda: None)
+    for target in (0.1, 0.3, 0.5):
+        result = p.prune_to(loaded.model, target, ctx)
+        assert result.achieved == pytest.approx(target, abs=1e-3)
+        assert module_sparsity(loaded.model, p.cfg.targets) == pytest.approx(target, abs=1e-3)
+    if scope == "layer":
+        for module in prunable_linears(loaded.model, p.cfg.targets).values():
+            assert (module.weight == 0).float().mean().item() == pytest.approx(0.5, abs=1e-3)
+
+
+def test_embeddings_and_head_untouched_and_smallest_weights_go_first():
+    loaded = tiny_model("llama")
+    model = loaded.model
+    embed_before = model.get_input_embeddings().weight.clone()
+    p = pruner()
+    layers = prunable_linears(model, p.cfg.targets)
+    all_weights = torch.cat([m.weight.detach().abs().flatten() for m in layers.values()])
+    threshold = all_weights.kthvalue(int(0.3 * all_weights.numel())).values
+    before = {name: m.weight.detach().clone() for name, m in layers.items()}
+    p.prune_to(model, 0.3, PruneContext(loaded.tokenizer, calibration=lambda: None))
+    assert torch.equal(model.get_input_embeddings().weight, embed_before)
+    for name, module in layers.items():
+        zeroed = module.weight == 0
+        assert (before[name][zeroed].abs() <= threshold + 1e-7).all()
+        assert (before[name][~zeroed].abs() >= threshold - 1e-7).all()
+
+
+def test_after_update_restores_mask():
+    loaded = tiny_model("gpt2")
+    p = pruner()
+    p.prune_to(loaded.model, 0.5, PruneContext(loaded.tokenizer, calibration=lambda: None))
+    with torch.no_grad():
+        for module in prunable_linears(loaded.model, p.cfg.targets).values():
+            module.weight.add_(0.01)
+    assert module_sparsity(loaded.model, p.cfg.targets) == 0.0
+    p.after_update(loaded.model)
+    assert module_sparsity(loaded.model, p.cfg.targets) == pytest.approx(0.5, abs=1e-3)
+
+
+@pytest.mark.parametrize("kw", [{"rate": 1.0}, {"rate": -0.1}, {"scope": "row"}, {"name": "nope"}])
+def test_bad_pruner_settings(kw):
+    with pytest.raises(PrunesweepError):
+        pruner(**kw)
