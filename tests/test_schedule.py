@@ -44,10 +44,12 @@ def test_cubic_matches_zhu_gupta_formula():
         assert target_at(cfg, step) == pytest.approx(0.8 * (1 - (1 - step / 4) ** 3))
 
 
-def test_explicit_milestones():
+def test_explicit_milestones_stop_at_the_target():
     cfg = schedule("explicit", milestones=[0.1, 0.3, 0.5])
     check_schedule(cfg)
     assert rates(cfg) == [0.1, 0.3, 0.5]
+    assert rates(schedule("explicit", milestones=[0.1, 0.3, 0.5], target=0.3)) == [0.1, 0.3]
+    assert rates(schedule("explicit", milestones=[0.1, 0.3, 0.5], target=0.2)) == [0.1, 0.2]
 
 
 @pytest.mark.parametrize(
@@ -58,7 +60,7 @@ def test_explicit_milestones():
         schedule("linear", target=1.0),
         schedule("linear", initial=0.6),
         schedule("explicit", milestones=[0.3, 0.1, 0.5]),
-        schedule("explicit", milestones=[0.1, 0.3]),
+        schedule("explicit", milestones=[]),
     ],
 )
 def test_bad_schedules_are_rejected(cfg):

@@ -1,6 +1,8 @@
 """Per-cycle checkpoints: safetensors only (never pickles), written atomically.
 
-A uniform model is saved as a plain HF folder (loadable by `lm_eval --model hf`)."""
+A model its config describes (dense, unstructured, or uniformly pruned) is saved as a plain HF folder
+(loadable by `lm_eval --model hf`); a structurally pruned model with non-uniform layers as safetensors plus a
+shape manifest (`pruning.structural.manifest`) that rebuilds it exactly."""
 
 from __future__ import annotations
 
@@ -10,13 +12,19 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from prunesweep.atomic import atomic_dir
+from prunesweep.pruning.structural.architectures import architecture_of
+from prunesweep.pruning.structural.manifest import is_structural, load_structural, save_structural
 
 
 def save_checkpoint(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, folder: str | Path) -> Path:
-    """Save model + tokenizer as safetensors into `folder` (replaced atomically)."""
+    """Save model + tokenizer as safetensors into `folder` (replaced atomically), choosing the format."""
     folder = Path(folder)
+    arch = architecture_of(model)
     with atomic_dir(folder) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
+        if arch is None or arch.describable(model):
+            model.save_pretrained(tmp, safe_serialization=True)
+        else:
+            save_structural(model, arch, tmp)
         tokenizer.save_pretrained(tmp)
     return folder
 
@@ -27,7 +35,10 @@ def load_checkpoint(
     """Load a checkpoint written by `save_checkpoint` (safetensors, no remote code)."""
     folder = Path(folder)
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, use_safetensors=True)
+    if is_structural(folder):
+        model = load_structural(folder, dtype)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, use_safetensors=True)
     return model.to(device).eval(), tokenizer
 
 

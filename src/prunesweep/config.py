@@ -57,8 +57,11 @@ class PrunerConfig:
     importance: str = "element1"  # l2 | random | vector | element1 | element2 | element1+2
     aggregation: str = "sum"  # sum | mean | max | prod | last
     mode: str = "block"  # block | channel
-    layer_start: int = 3
-    layer_end: int | None = None  # exclusive; None = keep the last layer
+    # block mode prunes layers [layer_start, layer_end); None scales LLM-Pruner's LLaMA-7B [4, 30) of 32 layers:
+    # start = max(1, round(n / 8)), end = n - max(1, round(n / 16)) (SmolLM2's 30 layers -> [4, 28))
+    layer_start: int | None = None
+    layer_end: int | None = None  # exclusive
+    global_ranking: bool = False  # block mode: rank units across layers (non-uniform) instead of per layer
     attention_unit: str = "kv_group"  # kv_group | head
     prune_attention: bool = True
     prune_mlp: bool = True
@@ -119,7 +122,7 @@ class BenchmarkConfig:
     num_fewshot: int = 0
     batch_size: int = 8
     max_length: int = 512
-    efficiency: bool = True  # params, MACs, latency, memory
+    efficiency: bool = False  # params, MACs, latency, peak memory, checkpoint bytes (LLM-Pruner Table 2)
 
 
 @dataclass
@@ -139,6 +142,8 @@ class PathsConfig:
     root_dir: str = "${project_root:}"
     data_dir: str = "${oc.env:PRUNESWEEP_DATA_DIR,${paths.root_dir}/../shared/data}"
     cache_dir: str = "${oc.env:PRUNESWEEP_CACHE_DIR,${paths.root_dir}/outputs/.cache}"
+    # content-addressed results + checkpoints of finished steps, shared by all runs and sweeps
+    store_dir: str = "${oc.env:PRUNESWEEP_STORE_DIR,${paths.root_dir}/outputs/store}"
 
 
 @dataclass
@@ -154,7 +159,7 @@ class RunConfig:
     paths: PathsConfig = MISSING
     experiment_name: str = "default"
     seed: int = 0
-    save_checkpoints: bool = True
+    threads: int | None = None  # torch CPU threads per run; set 1 with 2 parallel jobs on 2 cores
 
 
 SCHEMAS: dict[str, type] = {

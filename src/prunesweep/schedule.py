@@ -14,10 +14,8 @@ def check_schedule(cfg: ScheduleConfig) -> None:
         raise PrunesweepError(f"schedule.kind={cfg.kind!r} is not one of {KINDS}")
     if cfg.kind == "explicit":
         points = list(cfg.milestones or [])
-        if not points or points != sorted(points) or points[-1] != cfg.target:
-            raise PrunesweepError(
-                f"schedule.milestones={points} must be non-empty, increasing and end at the target {cfg.target}"
-            )
+        if not points or points != sorted(set(points)) or points[0] <= 0.0:
+            raise PrunesweepError(f"schedule.milestones={points} must be non-empty, strictly increasing and > 0")
     if cfg.steps < 1:
         raise PrunesweepError(f"schedule.steps={cfg.steps} must be >= 1")
     if not 0.0 <= cfg.target < 1.0:
@@ -34,7 +32,8 @@ def target_at(cfg: ScheduleConfig, step: int) -> float:
     - constant: the same fraction of the *remaining* weights per step: 1 - (1-target)^t
     - exponential: geometric from initial to target (initial=0: the rate doubles each step, target*2^(step-steps))
     - cubic: Zhu & Gupta 2017, target + (initial - target) * (1 - t)^3
-    - explicit: the listed `milestones` (e.g. Gholami & Omar's 0.1 -> 0.3 -> 0.5)
+    - explicit: the listed `milestones` below the target, then the target (Gholami & Omar: 0.1 -> 0.3 -> 0.5;
+      with the same milestones a sweep over rate=0.1,0.3,0.5 walks one shared trajectory)
     """
     steps = num_steps(cfg)
     if not 1 <= step <= steps:
@@ -42,7 +41,7 @@ def target_at(cfg: ScheduleConfig, step: int) -> float:
     t = step / steps
     start, end = cfg.initial, cfg.target
     if cfg.kind == "explicit":
-        return float(cfg.milestones[step - 1])
+        return explicit_rates(cfg)[step - 1]
     if cfg.kind in ("oneshot", "linear"):
         return start + (end - start) * t
     if cfg.kind == "constant":
@@ -52,10 +51,14 @@ def target_at(cfg: ScheduleConfig, step: int) -> float:
     return end + (start - end) * (1.0 - t) ** 3
 
 
+def explicit_rates(cfg: ScheduleConfig) -> list[float]:
+    return [float(m) for m in cfg.milestones if m < cfg.target] + [float(cfg.target)]
+
+
 def num_steps(cfg: ScheduleConfig) -> int:
     if cfg.kind == "oneshot":
         return 1
-    return len(cfg.milestones) if cfg.kind == "explicit" else cfg.steps
+    return len(explicit_rates(cfg)) if cfg.kind == "explicit" else cfg.steps
 
 
 def rates(cfg: ScheduleConfig) -> list[float]:

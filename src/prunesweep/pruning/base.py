@@ -12,6 +12,8 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from prunesweep.config import PrunerConfig
 
+Tensors = dict[str, torch.Tensor]
+
 
 @dataclass
 class PruneContext:
@@ -20,6 +22,9 @@ class PruneContext:
     tokenizer: PreTrainedTokenizerBase
     calibration: Callable[[], torch.Tensor]  # -> LongTensor (n_samples, seq_len), built on first call
     seed: int = 0
+    # memo(name, compute) -> tensors computed once per (starting model, pruner settings, name), e.g. importance
+    # scores shared by one-shot cells of different rates; the default computes every time.
+    memo: Callable[[str, Callable[[], Tensors]], Tensors] = lambda _name, compute: compute()
 
 
 @dataclass

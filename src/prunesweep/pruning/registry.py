@@ -6,9 +6,11 @@ from prunesweep.config import PrunerConfig
 from prunesweep.errors import PrunesweepError
 from prunesweep.pruning.base import Pruner
 from prunesweep.pruning.magnitude import MagnitudePruner
+from prunesweep.pruning.structural.llm_pruner import LLMPruner
 
 PRUNERS: dict[str, type[Pruner]] = {
     "magnitude": MagnitudePruner,
+    "llm_pruner": LLMPruner,
 }
 
 

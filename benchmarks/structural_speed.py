@@ -1,0 +1,87 @@
+"""Does structural pruning pay? SmolLM2-135M at 50% parameters removed (block mode) vs dense, one run.
+
+Both models are saved as checkpoints (the pruned one as safetensors + shape manifest) and measured on the
+same fixed 64-token input: parameters, MACs, checkpoint bytes, peak memory of a fresh process that loads the
+checkpoint and runs one forward (see `prunesweep.efficiency`), and forward latency, measured in alternating
+rounds (dense, pruned, dense, ...) so that load from other processes hits both alike.
+
+Usage: .venv/bin/python benchmarks/structural_speed.py [--rate 0.5] [--tokens 64] [--rounds 5] [--runs 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+from pathlib import Path
+
+import torch
+from llm_pruner_vs_torch_pruning import DATA_DIR, ROOT, fresh_model  # sibling script (run as a script)
+
+from prunesweep.checkpoint import checkpoint_bytes, save_checkpoint
+from prunesweep.config import PrunerConfig
+from prunesweep.data.corpora import calibration_batch
+from prunesweep.efficiency import count_macs, forward_latency, peak_memory
+from prunesweep.pruning.base import PruneContext, count_params
+from prunesweep.pruning.structural.llm_pruner import LLMPruner
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=0.5)
+    parser.add_argument("--importance", default="element1")
+    parser.add_argument("--tokens", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=10, help="forwards per round (median taken)")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "benchmarks" / "structural_speed.json")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    dense, pruned = fresh_model(), fresh_model()
+    calib, _ = calibration_batch(pruned.tokenizer, "c4", DATA_DIR, 10, 128, seed=0)
+    cfg = PrunerConfig(name="llm_pruner", importance=args.importance)
+    result = LLMPruner(cfg).prune_to(pruned.model, args.rate, PruneContext(pruned.tokenizer, lambda: calib))
+    models = {"dense": dense, "pruned": pruned}
+
+    rows = {
+        name: {"params": count_params(m.model)[0], "macs": count_macs(m.model, args.tokens)}
+        for name, m in models.items()
+    }
+    latencies: dict[str, list[float]] = {name: [] for name in models}
+    for _ in range(args.rounds):
+        for name, loaded in models.items():
+            latencies[name].append(forward_latency(loaded.model, args.tokens, args.runs))
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, loaded in models.items():
+            folder = save_checkpoint(loaded.model, loaded.tokenizer, Path(tmp) / name)
+            memory = peak_memory(folder, args.tokens)
+            rows[name].update(
+                checkpoint_bytes=checkpoint_bytes(folder),
+                peak_memory_bytes=memory["peak"],
+                resident_bytes=memory["resident"],
+                latency_s=statistics.median(latencies[name]),
+            )
+    ratios = {key: rows["pruned"][key] / rows["dense"][key] for key in rows["dense"]}
+    report = {
+        "requested": args.rate,
+        "achieved": result.achieved,
+        "details": result.details,
+        "tokens": args.tokens,
+        "threads": args.threads,
+        "latency_rounds": latencies,
+        "dense": rows["dense"],
+        "pruned": rows["pruned"],
+        "pruned_over_dense": ratios,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    print(f"requested {args.rate:.3f}, achieved {result.achieved:.4f} of the parameters removed")
+    print("| metric | dense | pruned | pruned/dense |\n|---|---|---|---|")
+    for key, ratio in ratios.items():
+        print(f"| {key} | {rows['dense'][key]:.4g} | {rows['pruned'][key]:.4g} | {ratio:.3f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+from prunesweep.cli import main
+
+main()

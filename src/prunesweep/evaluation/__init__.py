@@ -1,0 +1,1 @@
+"""Benchmark evaluation: lm-eval tasks over the offline data files or the hub."""

@@ -1,0 +1,168 @@
+"""lm-eval benchmarks on an in-memory model: offline tasks over the shared data files, or lm-eval's hub tasks.
+
+Offline tasks are the YAMLs in `tasks/` (lm-eval's prompts and metrics over our loaders); online, a task name
+is lm-eval's hub task of that name (see HUB_NAMES for the ones that differ). Task objects are built once per
+(data dir, offline) and reused, so repeated evaluations in one process do not re-index or re-read the data.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import lm_eval
+from lm_eval.api.metrics import mean, mean_stderr
+from lm_eval.api.task import Task
+from lm_eval.models.huggingface import HFLM
+from lm_eval.tasks import TaskManager
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from prunesweep.errors import PrunesweepError
+from prunesweep.evaluation.tasks.loaders import DATASETS
+from prunesweep.models.loader import file_sha256
+
+TASKS_DIR = Path(__file__).parent / "tasks"
+# Our task name -> lm-eval's hub task name, where they differ.
+HUB_NAMES = {"lambada": "lambada_openai", "storycloze": "storycloze_2016", "webquestions": "webqs"}
+NO_OFFLINE_DATA = {"triviaqa"}
+OFFLINE_ENV = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+
+_TASKS: dict[tuple[str | None, str], Task] = {}
+
+
+def check_tasks(tasks: list[str], data_dir: str, offline: bool) -> None:
+    """Raise PrunesweepError (one clear line) for an unknown task name or a missing data file.
+
+    Offline this only looks at names and files; online it indexes lm-eval's built-in tasks once (~8 s).
+    """
+    if not offline:
+        manager = _task_manager(None)
+        for name in tasks:
+            lm_name = HUB_NAMES.get(name, name)
+            if lm_name not in manager.all_subtasks:
+                kind = "a group/tag, not a single task" if lm_name in manager.all_tasks else "unknown"
+                raise PrunesweepError(f"lm-eval task {lm_name!r} (benchmark task {name!r}) is {kind}")
+        return
+    for name in tasks:
+        if name in NO_OFFLINE_DATA:
+            raise PrunesweepError(
+                f"benchmark task {name!r} has no offline data in {data_dir} (see SOURCES.md): "
+                "run it with benchmark.offline=false"
+            )
+        if name not in DATASETS:
+            raise PrunesweepError(f"unknown offline benchmark task {name!r}; known: {', '.join(sorted(DATASETS))}")
+        for rel in DATASETS[name].files:
+            if not (Path(data_dir) / rel).is_file():
+                raise PrunesweepError(f"benchmark task {name!r}: data file {Path(data_dir) / rel} not found")
+
+
+def run_tasks(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    tasks: list[str],
+    data_dir: str,
+    offline: bool,
+    limit: int | None,
+    num_fewshot: int,
+    batch_size: int,
+    max_length: int,
+) -> list[dict[str, Any]]:
+    """Evaluate `model` on `tasks`; one record per (task, metric).
+
+    Records: task, metric (acc, acc_norm, perplexity, exact_match), value, stderr (lm-eval's mean_stderr of
+    the per-example scores; None for perplexity), n_examples, data_file and data_sha256 (the files read, joined
+    by "+"; the hub dataset and None online), lm_eval_version, limit, num_fewshot.
+    """
+    check_tasks(tasks, data_dir, offline)
+    data_key = _data_key(data_dir, offline)
+    task_objs = _load_tasks(tasks, data_key)
+    for task in task_objs.values():
+        task.set_config(key="num_fewshot", value=num_fewshot)
+    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=max_length)
+    out = lm_eval.simple_evaluate(
+        model=lm,
+        tasks=list(task_objs.values()),
+        task_manager=_task_manager(data_key),
+        limit=limit,
+        bootstrap_iters=0,  # stderr is computed below from the per-example scores
+        log_samples=True,
+        # Leave the caller's global RNG state alone (lm-eval reseeds random/numpy/torch by default);
+        # scoring is deterministic and the few-shot sampler keeps its own seed.
+        random_seed=None,
+        numpy_random_seed=None,
+        torch_random_seed=None,
+    )
+    assert out is not None  # None only on non-zero ranks of a distributed run
+    common = {"lm_eval_version": lm_eval.__version__, "limit": limit, "num_fewshot": num_fewshot}
+    return [
+        {"task": name, **record, **_provenance(name, task, data_key), **common}
+        for name, task in task_objs.items()
+        for record in _metric_records(task, out)
+    ]
+
+
+def _data_key(data_dir: str, offline: bool) -> str | None:
+    """Cache key for the task objects: the resolved data dir offline, None for hub tasks."""
+    return str(Path(data_dir).resolve()) if offline else None
+
+
+@cache
+def _task_manager(data_key: str | None) -> TaskManager:
+    """Our offline tasks over `data_key`, or (None) lm-eval's built-in hub tasks."""
+    if data_key is None:
+        return TaskManager()
+    # Nothing offline needs the hub: tell datasets/transformers/huggingface_hub not to try (honoured by code
+    # that reads these variables from here on; a socket-blocked test run showed no network access either way).
+    os.environ.update(dict.fromkeys(OFFLINE_ENV, "1"))
+    return TaskManager(include_path=str(TASKS_DIR), include_defaults=False, metadata={"data_dir": data_key})
+
+
+def _load_tasks(names: list[str], data_key: str | None) -> dict[str, Task]:
+    """Our task name -> lm-eval Task, built on first use (reads the data) and cached."""
+    lm_names = {name: name if data_key else HUB_NAMES.get(name, name) for name in names}
+    missing = [n for n in dict.fromkeys(lm_names.values()) if (data_key, n) not in _TASKS]
+    if missing:
+        built = _task_manager(data_key).load(missing)["tasks"]
+        _TASKS.update({(data_key, n): built[n] for n in missing})
+    return {name: _TASKS[(data_key, lm_name)] for name, lm_name in lm_names.items()}
+
+
+def _metric_records(task: Task, out: dict[str, Any]) -> list[dict[str, Any]]:
+    """metric/value/stderr/n_examples of one task in a simple_evaluate result."""
+    lm_name = task.task_name
+    samples = out["samples"][lm_name]
+    records = []
+    for key, value in out["results"][lm_name].items():
+        metric, sep, filter_key = key.partition(",")
+        if not sep or metric.endswith("_stderr"):
+            continue
+        scores = [s[metric] for s in samples if s["filter"] == filter_key]
+        is_mean = task.aggregation()[metric] is mean
+        records.append(
+            {
+                "metric": metric,
+                "value": float(value),
+                "stderr": float(mean_stderr(scores)) if is_mean and len(scores) > 1 else None,
+                "n_examples": len(scores),
+            }
+        )
+    return records
+
+
+def _provenance(name: str, task: Task, data_key: str | None) -> dict[str, Any]:
+    """The data a task read: file names relative to the data dir + sha256 prefixes, or the hub dataset."""
+    if data_key is None:
+        dataset = ":".join(filter(None, (task.config.dataset_path, task.config.dataset_name)))
+        return {"data_file": dataset, "data_sha256": None}
+    files = DATASETS[name].files
+    return {
+        "data_file": "+".join(files),
+        "data_sha256": "+".join(_sha16(str(Path(data_key) / f)) for f in files),
+    }
+
+
+@cache
+def _sha16(path: str) -> str:
+    return file_sha256(Path(path))[:16]

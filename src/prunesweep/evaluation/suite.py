@@ -1,0 +1,89 @@
+"""A benchmark suite = paper-style perplexities + lm-eval zero-shot tasks, as tidy metric records."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from prunesweep.checkpoint import save_checkpoint
+from prunesweep.config import BenchmarkConfig
+from prunesweep.data.corpora import corpus_file, evaluation_text
+from prunesweep.efficiency import efficiency_stats
+from prunesweep.errors import PrunesweepError
+from prunesweep.evaluation.harness import check_tasks, run_tasks
+from prunesweep.evaluation.perplexity import perplexity
+
+PPL_CORPORA = ("wikitext2", "ptb")
+
+
+def check_benchmark(cfg: BenchmarkConfig, data_dir: str) -> None:
+    """Fail in one line, before any model loads, on unknown corpora/tasks or missing files."""
+    for name in cfg.perplexity:
+        if name not in PPL_CORPORA:
+            raise PrunesweepError(f"benchmark.perplexity: {name!r} is not one of {PPL_CORPORA}")
+        corpus_file(name, data_dir)
+    if cfg.ppl_seq_len < 2:
+        raise PrunesweepError(f"benchmark.ppl_seq_len={cfg.ppl_seq_len} must be >= 2")
+    if cfg.limit is not None and cfg.limit < 1:
+        raise PrunesweepError(f"benchmark.limit={cfg.limit} must be >= 1 or null")
+    if cfg.tasks:
+        check_tasks(list(cfg.tasks), data_dir, cfg.offline)
+
+
+def evaluate(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, cfg: BenchmarkConfig, data_dir: str
+) -> list[dict[str, Any]]:
+    """Run the suite; every record carries its protocol (data file hash, seq_len, limit, ...)."""
+    records: list[dict[str, Any]] = []
+    for name in cfg.perplexity:
+        start = time.perf_counter()
+        text, corpus = evaluation_text(name, data_dir)
+        value = perplexity(model, tokenizer, text, cfg.ppl_seq_len, cfg.ppl_max_tokens, cfg.ppl_batch_size)
+        records.append(
+            {
+                "task": name,
+                "metric": "ppl",
+                "value": value,
+                "stderr": None,
+                "seq_len": cfg.ppl_seq_len,
+                "limit": cfg.ppl_max_tokens,
+                "data_file": str(corpus.path.relative_to(corpus.path.parents[1])),
+                "data_sha256": corpus.sha256[:16],
+                "seconds": time.perf_counter() - start,
+            }
+        )
+    if cfg.efficiency:
+        records.extend(_efficiency_records(model, tokenizer))
+    if cfg.tasks:
+        start = time.perf_counter()
+        task_records = run_tasks(
+            model,
+            tokenizer,
+            list(cfg.tasks),
+            data_dir,
+            offline=cfg.offline,
+            limit=cfg.limit,
+            num_fewshot=cfg.num_fewshot,
+            batch_size=cfg.batch_size,
+            max_length=cfg.max_length,
+        )
+        elapsed = time.perf_counter() - start
+        records.extend({**record, "seconds": elapsed / len(task_records)} for record in task_records)
+    return records
+
+
+def _efficiency_records(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list[dict[str, Any]]:
+    """Table-2 statistics; peak memory is measured on a temporary checkpoint loaded in a fresh process."""
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="prunesweep-efficiency-") as folder:
+        stats = efficiency_stats(model, save_checkpoint(model, tokenizer, Path(folder) / "model"))
+    tokens = stats.pop("probe_tokens")
+    elapsed = time.perf_counter() - start
+    return [
+        {"task": "efficiency", "metric": name, "value": value, "stderr": None, "seq_len": tokens, "seconds": elapsed}
+        for name, value in stats.items()
+    ]

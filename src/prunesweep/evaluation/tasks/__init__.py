@@ -1,0 +1,1 @@
+"""lm-eval task YAMLs over the offline data files, and their dataset loaders."""

@@ -1,0 +1,199 @@
+"""Readers for the offline benchmark files (see ../shared/data/SOURCES.md).
+
+Each reader turns the vendored files into the column layout of the hub dataset that lm-eval's built-in task
+reads, so the task YAMLs next to this file keep lm-eval's prompts, choices and metrics unchanged.
+`load` is the `custom_dataset` entry point the YAMLs name.
+"""
+
+from __future__ import annotations
+
+import bz2
+import csv
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from datasets import Dataset, DatasetDict
+from lm_eval.tasks.hellaswag.utils import preprocess as hellaswag_preprocess
+
+from prunesweep.errors import PrunesweepError
+
+Doc = dict[str, Any]
+Splits = dict[str, list[Doc]]
+
+
+@dataclass(frozen=True)
+class OfflineData:
+    """Files one offline task reads (relative to the data dir, eval split first) and their reader."""
+
+    files: tuple[str, ...]
+    read: Callable[..., Splits]
+
+
+def _jsonl(path: Path) -> list[Doc]:
+    with path.open(encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def _csv(path: Path, delimiter: str = ",") -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh, delimiter=delimiter))
+
+
+def _with_labels(docs: list[Doc], labels_path: Path, key: str, cast: Callable[[str], Any]) -> list[Doc]:
+    """Attach the labels of a one-label-per-line file (PIQA, WinoGrande) to the aligned docs."""
+    labels = labels_path.read_text(encoding="utf-8").split()
+    if len(labels) != len(docs):
+        raise PrunesweepError(f"{labels_path}: {len(labels)} labels for {len(docs)} examples")
+    return [{**doc, key: cast(label)} for doc, label in zip(docs, labels, strict=True)]
+
+
+def _choices(texts: list[str], labels: list[str]) -> dict[str, list[str]]:
+    return {"text": texts, "label": labels}
+
+
+def _one_split(split: str, parse: Callable[[Path], list[Doc]]) -> Callable[[Path], Splits]:
+    """Reader for a single file holding the eval split."""
+    return lambda path: {split: parse(path)}
+
+
+def _test_and_dev(parse: Callable[[Path], list[Doc]]) -> Callable[[Path, Path], Splits]:
+    """Reader for a test file (eval split) plus a dev file (few-shot pool, lm-eval's `validation` split)."""
+    return lambda test_path, dev_path: {"test": parse(test_path), "validation": parse(dev_path)}
+
+
+def _boolq_docs(path: Path) -> list[Doc]:
+    # SuperGLUE's val.jsonl stores the label as the string "true"/"false"; the hub dataset has 0/1.
+    return [{**doc, "label": int(str(doc["label"]).lower() == "true")} for doc in _jsonl(path)]
+
+
+def _piqa(path: Path, labels_path: Path) -> Splits:
+    return {"validation": _with_labels(_jsonl(path), labels_path, "label", int)}
+
+
+def _winogrande(path: Path, labels_path: Path) -> Splits:
+    # dev.json renamed the original keys (qID -> id, answer -> correct_option); the original
+    # dev-labels.lst supplies `answer` ("1"/"2", as on the hub).
+    docs = json.loads(path.read_text(encoding="utf-8"))
+    fields = [{k: doc[k] for k in ("sentence", "option1", "option2")} for doc in docs]
+    return {"validation": _with_labels(fields, labels_path, "answer", str)}
+
+
+def _hellaswag_docs(path: Path) -> list[Doc]:
+    """The 6-lines-per-item text form: `activity_label: ctx`, gold index, 4 endings.
+
+    The file has no ctx_a/ctx_b split, so lm-eval's `ctx_b.capitalize()` cannot be re-applied; everything else
+    goes through lm-eval's own `preprocess`, giving the `query`/`choices` its `process_docs` would build.
+    """
+    lines = bz2.decompress(path.read_bytes()).decode("utf-8").splitlines()
+    if len(lines) % 6:
+        raise PrunesweepError(f"{path}: {len(lines)} lines is not a multiple of 6")
+    return [
+        {
+            "query": hellaswag_preprocess(lines[i]),
+            "choices": [hellaswag_preprocess(ending) for ending in lines[i + 2 : i + 6]],
+            "label": int(lines[i + 1]),
+        }
+        for i in range(0, len(lines), 6)
+    ]
+
+
+def _arc_docs(path: Path) -> list[Doc]:
+    # Choice labels/answer keys are letters on most items and digits on some (NYSED), as on the hub.
+    return [
+        {
+            "id": doc["id"],
+            "question": doc["question"]["stem"],
+            "choices": _choices(
+                [c["text"] for c in doc["question"]["choices"]],
+                [c["label"] for c in doc["question"]["choices"]],
+            ),
+            "answerKey": doc["answerKey"],
+        }
+        for doc in _jsonl(path)
+    ]
+
+
+def _openbookqa_docs(path: Path) -> list[Doc]:
+    """OpenBookQA Main TSV; `Choices` is one string "(A) ... (B) ... (C) ... (D) ..."."""
+    docs = []
+    for row in _csv(path, delimiter="\t"):
+        parts = re.split(r"\(([A-D])\) ", row["Choices"])[1:]
+        labels, texts = parts[0::2], [text.strip() for text in parts[1::2]]
+        docs.append(
+            {
+                "id": row["ID"],
+                "question_stem": row["Question Stem"],
+                "choices": _choices(texts, labels),
+                "answerKey": row["Answer Key"],
+            }
+        )
+    return docs
+
+
+def _storycloze_docs(path: Path) -> list[Doc]:
+    return [
+        {
+            "story_id": row["InputStoryid"],
+            **{f"input_sentence_{i}": row[f"InputSentence{i}"] for i in range(1, 5)},
+            "sentence_quiz1": row["RandomFifthSentenceQuiz1"],
+            "sentence_quiz2": row["RandomFifthSentenceQuiz2"],
+            "answer_right_ending": int(row["AnswerRightEnding"]),
+        }
+        for row in _csv(path)
+    ]
+
+
+def webquestions_answers(target_value: str) -> list[str]:
+    """SEMPRE `(list (description "A b") (description C))` -> ["A b", "C"] (inner quotes are not escaped)."""
+    values = target_value.removeprefix("(list (description ").removesuffix("))").split(") (description ")
+    return [v[1:-1] if len(v) > 1 and v[0] == v[-1] == '"' else v for v in values]
+
+
+def _webquestions_docs(path: Path) -> list[Doc]:
+    return [
+        {"url": doc["url"], "question": doc["utterance"], "answers": webquestions_answers(doc["targetValue"])}
+        for doc in json.loads(path.read_text(encoding="utf-8"))
+    ]
+
+
+DATASETS: dict[str, OfflineData] = {
+    "boolq": OfflineData(("boolq/val.jsonl",), _one_split("validation", _boolq_docs)),
+    "piqa": OfflineData(("piqa/valid.jsonl", "piqa/valid-labels.lst"), _piqa),
+    "hellaswag": OfflineData(("hellaswag/hellaswag_val_full.txt.bz2",), _one_split("validation", _hellaswag_docs)),
+    "winogrande": OfflineData(("winogrande/dev.json", "winogrande/dev-labels.lst"), _winogrande),
+    "arc_easy": OfflineData(("arc_easy/ARC-Easy-Test.jsonl", "arc_easy/ARC-Easy-Dev.jsonl"), _test_and_dev(_arc_docs)),
+    "arc_challenge": OfflineData(
+        ("arc_challenge/ARC-Challenge-Test.jsonl", "arc_challenge/ARC-Challenge-Dev.jsonl"),
+        _test_and_dev(_arc_docs),
+    ),
+    "openbookqa": OfflineData(("openbookqa/test.tsv", "openbookqa/dev.tsv"), _test_and_dev(_openbookqa_docs)),
+    "lambada": OfflineData(("lambada/lambada_test.jsonl",), _one_split("test", _jsonl)),
+    # lm-eval's storycloze_2016 scores the test split when it exists: test csv = eval, val csv = few-shot pool.
+    "storycloze": OfflineData(
+        ("storycloze/cloze_test_test__spring2016.csv", "storycloze/cloze_test_val__spring2016.csv"),
+        _test_and_dev(_storycloze_docs),
+    ),
+    "nq_open": OfflineData(("nq_open/NQ-open.dev.jsonl",), _one_split("validation", _jsonl)),
+    "webquestions": OfflineData(
+        ("webquestions/webquestions.examples.test.json",), _one_split("test", _webquestions_docs)
+    ),
+}
+
+
+def read_splits(dataset: str, data_dir: str | Path) -> Splits:
+    """The docs of offline dataset `dataset` per split, in the hub dataset's columns."""
+    spec = DATASETS[dataset]
+    return spec.read(*(Path(data_dir) / name for name in spec.files))
+
+
+def load(dataset: str, data_dir: str, **_: Any) -> DatasetDict:
+    """lm-eval `custom_dataset` hook, called as `load(**task metadata, **dataset_kwargs)`.
+
+    `dataset` comes from the YAML's dataset_kwargs and `data_dir` from the TaskManager metadata; the other
+    metadata keys lm-eval adds (version, ...) are ignored.
+    """
+    return DatasetDict({split: Dataset.from_list(docs) for split, docs in read_splits(dataset, data_dir).items()})

@@ -1,0 +1,1 @@
+"""LLM-Pruner-style structural pruning: coupled groups, importance, planning and physical removal."""

@@ -1,0 +1,142 @@
+"""Group importance as in LLM-Pruner (Ma et al. 2023, eq. 2-5 and the official `TaylorImportance`).
+
+Per group member W (with the calibration-loss gradient g and the Fisher diagonal F = mean of per-sample g^2):
+  l2          sum W^2 over the unit's slice (official: MagnitudeImportance(p=2))
+  vector      |sum W*g| over the unit's slice (eq. 3: the whole member slice at once)
+  element1    sum |W*g| (eq. 4, first order)
+  element2    sum |W^2 F / 2| (second order, Fisher approximation of the Hessian diagonal)
+  element1+2  sum |W*g - W^2 F / 2| (first and second order together, as the official `param_mix`)
+  random      uniform noise per unit
+and the members' unit scores are aggregated with sum / mean / max / prod / last (the output-side member)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from prunesweep.pruning.structural.groups import Group, Slice
+from prunesweep.pruning.structural.surgery import channel_axis
+
+IMPORTANCES = ("l2", "random", "vector", "element1", "element2", "element1+2")
+AGGREGATIONS = ("sum", "mean", "max", "prod", "last")
+GRADIENT_BASED = ("vector", "element1", "element2", "element1+2")
+SECOND_ORDER = ("element2", "element1+2")
+
+
+@dataclass
+class Gradients:
+    """Calibration gradients (mean over samples) and, for second order, the Fisher diagonal, by id(parameter)."""
+
+    grad: dict[int, torch.Tensor]
+    fisher: dict[int, torch.Tensor] | None = None
+
+
+@contextmanager
+def _grad_only_for(model: nn.Module, params: Sequence[nn.Parameter]) -> Iterator[None]:
+    """Run in fp32 with gradients enabled for `params` only (the rest is not differentiated)."""
+    flags = {p: p.requires_grad for p in model.parameters()}
+    dtype = next(model.parameters()).dtype
+    model.float()  # in place: parameter objects (and tied weights) stay the same
+    for p in flags:
+        p.requires_grad_(False)
+    for p in params:
+        p.requires_grad_(True)
+    try:
+        with torch.enable_grad():
+            yield
+    finally:
+        for p, flag in flags.items():
+            p.requires_grad_(flag)
+        model.to(dtype)
+
+
+def calibration_gradients(
+    model: nn.Module, batch: torch.Tensor, params: Sequence[nn.Parameter], second_order: bool
+) -> Gradients:
+    """Gradients of the LM loss (labels = inputs) on `batch`; with `second_order`, one backward pass per
+    sample accumulates F = mean(g_i^2) as the official code's `acc_grad` (the mean of the per-sample
+    gradients is then the batch gradient, since every sample has the same length)."""
+    model.eval()
+    batch = batch.to(next(model.parameters()).device)
+    grad = [torch.zeros_like(p, dtype=torch.float32) for p in params]
+    fisher = [torch.zeros_like(g) for g in grad] if second_order else None
+    with _grad_only_for(model, params):
+        for chunk in batch.split(1) if second_order else [batch]:
+            loss = model(input_ids=chunk, labels=chunk, use_cache=False).loss
+            weight = len(chunk) / len(batch)
+            for i, g in enumerate(torch.autograd.grad(loss, params)):
+                grad[i] += weight * g.float()
+                if fisher is not None:
+                    fisher[i] += g.float().square() / len(batch)
+    ids = [id(p) for p in params]
+    fisher_by_id = dict(zip(ids, fisher, strict=True)) if fisher is not None else None
+    return Gradients(dict(zip(ids, grad, strict=True)), fisher_by_id)
+
+
+def member_scores(member: Slice, n_units: int, importance: str, gradients: Gradients | None) -> torch.Tensor:
+    """Score of each of the `n_units` units from one group member."""
+    weight = member.module.weight
+    w = weight.detach().float()
+    if importance == "l2":
+        elementwise = w.square()
+    else:
+        assert gradients is not None, f"{importance} importance needs calibration gradients"
+        first = w * gradients.grad[id(weight)]
+        if importance in SECOND_ORDER:
+            assert gradients.fisher is not None
+            second = 0.5 * w.square() * gradients.fisher[id(weight)]
+            elementwise = second if importance == "element2" else first - second
+        else:
+            elementwise = first
+        if importance != "vector":
+            elementwise = elementwise.abs()
+    axis = channel_axis(member.module, member.kind)
+    per_channel = elementwise.movedim(axis, 0).reshape(w.shape[axis], -1).sum(1)
+    span = per_channel[member.offset : member.offset + n_units * member.width]
+    per_unit = span.view(n_units, member.width).sum(1)
+    return per_unit.abs() if importance == "vector" else per_unit
+
+
+def aggregate(scores: torch.Tensor, aggregation: str) -> torch.Tensor:
+    """Reduce (members, units) scores to one score per unit."""
+    if aggregation == "sum":
+        return scores.sum(0)
+    if aggregation == "mean":
+        return scores.mean(0)
+    if aggregation == "max":
+        return scores.amax(0)
+    if aggregation == "prod":  # ranked in log space: a product over ~200 hidden-group members underflows
+        return scores.clamp_min(torch.finfo(scores.dtype).tiny).log().sum(0)
+    if aggregation == "last":
+        return scores[-1]
+    raise ValueError(f"unknown aggregation {aggregation!r}")
+
+
+def group_scores(group: Group, importance: str, aggregation: str, gradients: Gradients | None) -> torch.Tensor:
+    """One importance score per unit of `group` (higher = more important)."""
+    members = torch.stack([member_scores(s, group.n_units, importance, gradients) for s in group.slices])
+    return aggregate(members, aggregation)
+
+
+def score_groups(
+    model: nn.Module,
+    groups: Sequence[Group],
+    importance: str,
+    aggregation: str,
+    calibration: torch.Tensor | None,
+    seed: int,
+) -> dict[str, torch.Tensor]:
+    """Scores of every group by name. `calibration` is needed for the gradient-based importances."""
+    if importance == "random":
+        generator = torch.Generator().manual_seed(seed)
+        return {g.name: torch.rand(g.n_units, generator=generator) for g in groups}
+    gradients = None
+    if importance in GRADIENT_BASED:
+        assert calibration is not None, f"{importance} importance needs a calibration batch"
+        params = list({id(s.module.weight): s.module.weight for g in groups for s in g.slices}.values())
+        gradients = calibration_gradients(model, calibration, params, importance in SECOND_ORDER)
+    return {g.name: group_scores(g, importance, aggregation, gradients) for g in groups}

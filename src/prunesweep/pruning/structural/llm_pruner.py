@@ -1,0 +1,121 @@
+"""LLM-Pruner (Ma et al. 2023) as a `Pruner`: discover coupled groups, score them on calibration data,
+physically remove the least important ones. `l2` and `random` are the same pruner with another importance."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from transformers import PreTrainedModel
+
+from prunesweep.config import PrunerConfig
+from prunesweep.errors import PrunesweepError
+from prunesweep.pruning.base import PruneContext, Pruner, PruneResult, count_params
+from prunesweep.pruning.structural.architectures import ATTENTION_UNITS, Architecture, require_architecture
+from prunesweep.pruning.structural.groups import Group, remove_units
+from prunesweep.pruning.structural.importance import AGGREGATIONS, GRADIENT_BASED, IMPORTANCES, score_groups
+from prunesweep.pruning.structural.plan import capacity, plan_removal
+
+MODES = ("block", "channel")
+DENSE_PARAMS_KEY = "prunesweep_dense_params"  # config attribute: saved with checkpoints, so resumes agree
+
+
+def default_layer_range(n_layers: int) -> tuple[int, int]:
+    """LLM-Pruner's LLaMA-7B block range [4, 30) of 32 layers, scaled: first and last layers always kept."""
+    return max(1, round(n_layers / 8)), n_layers - max(1, round(n_layers / 16))
+
+
+def dense_params(model: PreTrainedModel) -> int:
+    """Total parameters of the dense model this one was pruned from (recorded on first use)."""
+    if getattr(model.config, DENSE_PARAMS_KEY, None) is None:
+        setattr(model.config, DENSE_PARAMS_KEY, count_params(model)[0])
+    return int(getattr(model.config, DENSE_PARAMS_KEY))
+
+
+class LLMPruner(Pruner):
+    """Structural pruning of attention heads / KV groups and MLP channels (`block`) or hidden dims (`channel`).
+
+    `target` in `prune_to` is the cumulative fraction of the dense model's *total* parameters removed (tied
+    embeddings counted once); the group ratio that achieves it is solved, and both are reported."""
+
+    structural = True
+
+    def __init__(self, cfg: PrunerConfig) -> None:
+        super().__init__(cfg)
+        for key, allowed in (
+            ("importance", IMPORTANCES),
+            ("aggregation", AGGREGATIONS),
+            ("mode", MODES),
+            ("attention_unit", ATTENTION_UNITS),
+        ):
+            if getattr(cfg, key) not in allowed:
+                raise PrunesweepError(f"pruner.{key}={getattr(cfg, key)!r} is not one of {allowed}")
+        if cfg.mode == "block" and not (cfg.prune_attention or cfg.prune_mlp):
+            raise PrunesweepError("pruner.mode=block with prune_attention=false and prune_mlp=false prunes nothing")
+
+    def check(self, model: PreTrainedModel) -> None:
+        arch = require_architecture(model)
+        self.layer_range(len(arch.layers(model)))
+
+    def layer_range(self, n_layers: int) -> range:
+        """Block-mode layers [layer_start, layer_end), defaults scaled from the paper's LLaMA-7B setting."""
+        start, end = default_layer_range(n_layers)
+        start = start if self.cfg.layer_start is None else self.cfg.layer_start
+        end = end if self.cfg.layer_end is None else self.cfg.layer_end
+        if not 0 <= start < end <= n_layers:
+            raise PrunesweepError(f"pruner layers [{start}, {end}) are not a non-empty range of {n_layers} layers")
+        return range(start, end)
+
+    def pools(self, model: PreTrainedModel, arch: Architecture) -> list[list[Group]]:
+        """Groups to cut, coarsest pool first (see `plan.plan_removal`)."""
+        if self.cfg.mode == "channel":
+            return [[arch.hidden_group(model)]]
+        layers = self.layer_range(len(arch.layers(model)))
+        pools = []
+        if self.cfg.prune_attention:
+            pools.append([arch.attention_group(model, i, self.cfg.attention_unit) for i in layers])
+        if self.cfg.prune_mlp:
+            pools.append([arch.mlp_group(model, i) for i in layers])
+        return pools
+
+    def prune_to(self, model: PreTrainedModel, target: float, ctx: PruneContext) -> PruneResult:
+        start = time.perf_counter()
+        arch = require_architecture(model)
+        arch.sync(model)
+        dense, before = dense_params(model), count_params(model)[0]
+        to_remove = round(target * dense) - (dense - before)
+        details: dict[str, float | int | str] = {
+            "mode": self.cfg.mode,
+            "importance": self.cfg.importance,
+            "aggregation": self.cfg.aggregation,
+            "dense_params": dense,
+            "params_before": before,
+        }
+        if to_remove > 0:
+            pools = self.pools(model, arch)
+            most = capacity(pools)
+            if to_remove > most:
+                reachable = (dense - before + most) / dense
+                raise PrunesweepError(
+                    f"llm_pruner: rate {target:.3f} is out of reach for mode={self.cfg.mode} "
+                    f"(at most {reachable:.3f} of the parameters with these layers/units)"
+                )
+            groups = [g for pool in pools for g in pool]
+
+            def compute() -> dict[str, torch.Tensor]:
+                calibration = ctx.calibration() if self.cfg.importance in GRADIENT_BASED else None
+                return score_groups(model, groups, self.cfg.importance, self.cfg.aggregation, calibration, ctx.seed)
+
+            # one-shot cells of a rate grid start from the same model: their scores are computed once
+            scores = ctx.memo(f"llm_pruner_importance@{before}", compute)
+            details["importance_seconds"] = time.perf_counter() - start
+            removals, ratios = plan_removal(pools, scores, to_remove, self.cfg.global_ranking)
+            remove_units(removals)
+            arch.sync(model)
+            details.update({f"group_ratio_{pool}": ratio for pool, ratio in ratios.items()})
+        after = count_params(model)[0]
+        details["params_after"] = after
+        if self.cfg.mode == "block":
+            layers = self.layer_range(len(arch.layers(model)))
+            details.update(layer_start=layers.start, layer_end=layers.stop)
+        return PruneResult(target, 1.0 - after / dense, time.perf_counter() - start, details)

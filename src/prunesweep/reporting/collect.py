@@ -1,0 +1,140 @@
+"""Gather run results (an outputs folder, optionally W&B) into one tidy long DataFrame, one row per measurement."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from prunesweep.errors import PrunesweepError
+from prunesweep.results import RESULTS_FILE, read_results
+
+# Per-stage record fields that are reported as metrics of the pseudo-task "efficiency".
+EFFICIENCY_TASK = "efficiency"
+STAGE_FIELDS = ("total_params", "nonzero_params", "achieved_sparsity", "checkpoint_bytes")
+# What makes two measurements the same table cell; the dense baseline is one cell per model.
+CELL_KEY = ["model", "method", "importance", "schedule", "recovery", "rate", "stage"]
+KEY = [*CELL_KEY, "task", "metric"]
+SKIP_DIRS = {"checkpoints", "wandb"}
+NOT_SET = "-"
+
+
+@dataclass
+class Collection:
+    """Every tidy measurement; `superseded` marks those a newer run measured again for the same cell."""
+
+    records: pd.DataFrame
+
+    @property
+    def data(self) -> pd.DataFrame:
+        """One measurement per cell: what the tables show."""
+        return self.records[~self.records["superseded"]]
+
+    @property
+    def superseded(self) -> int:
+        """How many (run, cell) measurements a newer run replaced."""
+        return len(self.records.loc[self.records["superseded"], ["run_dir", *CELL_KEY]].drop_duplicates())
+
+
+def find_results(root: Path) -> list[Path]:
+    """Every `results.jsonl` below `root`, not looking into hidden, checkpoint and W&B folders."""
+    found = []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in SKIP_DIRS)
+        if RESULTS_FILE in files:
+            found.append(Path(folder) / RESULTS_FILE)
+    return sorted(found)
+
+
+def _status(run_dir: Path) -> str:
+    status = run_dir / "status.json"
+    return json.loads(status.read_text()).get("state", "unknown") if status.is_file() else "unknown"
+
+
+def load_outputs(root: Path) -> pd.DataFrame:
+    """Raw records of every run below `root`, tagged with run_dir, mtime (of results.jsonl) and state."""
+    if not root.is_dir():
+        raise PrunesweepError(f"outputs folder {str(root)!r} does not exist")
+    frames = []
+    for path in find_results(root):
+        frame = pd.DataFrame(read_results(path))
+        frame["run_dir"] = str(path.parent.relative_to(root))
+        frame["mtime"] = path.stat().st_mtime
+        frame["state"] = _status(path.parent)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def load_wandb(project: str) -> pd.DataFrame:
+    """Raw records from the `results` table every run of W&B `project` ("entity/project") logged."""
+    try:
+        import wandb
+
+        api = wandb.Api(timeout=15)
+        frames = []
+        with tempfile.TemporaryDirectory() as tmp:
+            for run in api.runs(project):
+                table = run.summary.get("results")
+                if not table or "path" not in table:
+                    continue
+                with run.file(table["path"]).download(root=tmp, replace=True) as handle:
+                    logged = json.load(handle)
+                frame = pd.DataFrame(logged["data"], columns=logged["columns"])
+                frame["run_dir"] = f"wandb:{'/'.join(run.path)}"
+                frame["mtime"] = pd.Timestamp(run.created_at).timestamp()
+                frame["state"] = "done" if run.state == "finished" else run.state
+                frames.append(frame)
+    except Exception as exc:  # offline, no API key, unknown project, missing package: one line, not a traceback
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PrunesweepError(f"--wandb-project {project}: cannot read runs from the W&B API ({reason})") from exc
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _stage_metrics(raw: pd.DataFrame) -> pd.DataFrame:
+    """One `efficiency` record per (run, step, stage) and per-stage field (params, sparsity, checkpoint size)."""
+    fields = [f for f in STAGE_FIELDS if f in raw]
+    if not fields:
+        return raw.iloc[0:0]
+    per_stage = raw.drop(columns=["task", "metric", "value", "stderr"], errors="ignore")
+    firsts = per_stage.groupby(["run_dir", "step", "stage"], sort=False).first().reset_index()
+    ids = [c for c in firsts.columns if c not in fields]
+    melted = firsts.melt(id_vars=ids, value_vars=fields, var_name="metric", value_name="value")
+    return melted.dropna(subset=["value"]).assign(task=EFFICIENCY_TASK)
+
+
+def tidy(raw: pd.DataFrame) -> pd.DataFrame:
+    """Normalise raw records: rate column, dense rows as one baseline per model, per-stage fields as metrics."""
+    if raw.empty:
+        return pd.DataFrame(columns=[*KEY, "value", "run_dir", "mtime", "state", "experiment"])
+    raw = raw.copy()
+    for column in ("importance", "schedule", "recovery", "experiment", "stderr", "checkpoint_bytes"):
+        if column not in raw:
+            raw[column] = None
+    data = pd.concat([_stage_metrics(raw), raw], ignore_index=True)  # logged efficiency records win duplicates
+    data["rate"] = data["requested_sparsity"].astype(float).round(4)
+    dense = data["stage"] == "dense"
+    data.loc[dense, ["method", "importance", "schedule", "recovery"]] = "dense", NOT_SET, NOT_SET, NOT_SET
+    data.loc[dense, "rate"] = 0.0
+    data[["importance", "schedule", "recovery"]] = data[["importance", "schedule", "recovery"]].fillna(NOT_SET)
+    data["value"] = pd.to_numeric(data["value"], errors="coerce")
+    return data[[*KEY, "value", *(c for c in data.columns if c not in {*KEY, "value"})]]
+
+
+def dedupe(data: pd.DataFrame) -> Collection:
+    """Per cell, the newest run wins (mtime of its results.jsonl, ties broken by run path); the rest are flagged."""
+    ordered = data.sort_values(["mtime", "run_dir"])  # a multi-key sort is stable: logged beats derived
+    latest = ~ordered.duplicated(KEY, keep="last")
+    return Collection(data.assign(superseded=~latest.reindex(data.index)))
+
+
+def collect(root: Path, wandb_project: str | None = None, experiment: str | None = None) -> Collection:
+    """Tidy, deduplicated results of every run under `root` (plus W&B `wandb_project`), optionally of one experiment."""
+    raw = load_outputs(root)
+    if wandb_project:
+        raw = pd.concat([raw, load_wandb(wandb_project)], ignore_index=True)
+    data = tidy(raw)
+    return dedupe(data[data["experiment"] == experiment] if experiment else data)

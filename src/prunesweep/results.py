@@ -1,0 +1,59 @@
+"""Tidy results: one record per (run, step, stage, task, metric), rewritten atomically after every stage."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from prunesweep.atomic import write_jsonl
+
+RESULTS_FILE = "results.jsonl"
+# Settings that do not change a cell's numbers: excluded from its identity.
+NON_IDENTITY_KEYS = ("paths", "logger", "experiment_name", "threads")
+
+
+def config_hash(cfg: DictConfig) -> str:
+    """Content hash of the settings that determine a cell's results."""
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    identity = {key: value for key, value in resolved.items() if key not in NON_IDENTITY_KEYS}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class ResultsLog:
+    """Accumulates records for one run and persists them as JSON lines (atomic replace)."""
+
+    def __init__(self, path: Path, cell: dict[str, Any]) -> None:
+        self.path = path
+        self.cell = cell
+        self.rows: list[dict[str, Any]] = []
+
+    def add(self, stage: dict[str, Any], metrics: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Append `metrics` tagged with the cell and stage fields, then save."""
+        new = [{**self.cell, **stage, **metric} for metric in metrics]
+        self.rows.extend(new)
+        write_jsonl(self.path, self.rows)
+        return new
+
+
+def read_results(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def summary_table(rows: list[dict[str, Any]]) -> str:
+    """Rate-vs-metric grid of one run (rows: step/stage/sparsity, columns: task/metric) as plain text."""
+    import pandas as pd  # only needed for the printed summary
+
+    frame = pd.DataFrame(rows)
+    frame["column"] = frame["task"] + "/" + frame["metric"]
+    grid = frame.pivot_table(
+        index=["step", "stage", "requested_sparsity", "achieved_sparsity", "nonzero_params"],
+        columns="column",
+        values="value",
+        aggfunc="first",
+        sort=False,
+    )
+    return grid.to_string(float_format=lambda v: f"{v:.4g}")

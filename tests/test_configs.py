@@ -1,0 +1,49 @@
+"""Every config file composes against its typed schema; typos and wrong types fail at composition."""
+
+from pathlib import Path
+
+import pytest
+from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
+
+from prunesweep.paths import config_dir
+from tests.compose import compose_config
+
+GROUPS = ["model", "pruner", "schedule", "recovery", "benchmark", "logger", "paths"]
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (Path(config_dir()) / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize(
+    "override",
+    [f"{group}={name}" for group in GROUPS for name in options(group)]
+    + [f"experiment={name}" for name in options("experiment")],
+)
+def test_every_option_composes_and_resolves(override):
+    cfg = compose_config([override])
+    container = OmegaConf.to_container(cfg, resolve=True)
+    assert container["model"]["name"]
+    assert 0.0 <= container["schedule"]["target"] < 1.0
+
+
+def test_default_is_the_offline_model():
+    cfg = compose_config([])
+    assert cfg.model.source == "gguf_package"
+    assert cfg.schedule.target == cfg.pruner.rate
+
+
+def test_schedule_target_follows_pruner_rate():
+    assert compose_config(["pruner.rate=0.3"]).schedule.target == 0.3
+
+
+@pytest.mark.parametrize("override", ["pruner.rat=0.3", "pruner.rate=abc", "model.dtype=[1]", "benchmark.limit=x"])
+def test_wrong_key_or_type_fails_at_composition(override):
+    with pytest.raises(ConfigCompositionException):
+        compose_config([override])
+
+
+def test_unknown_group_option_fails():
+    with pytest.raises(ConfigCompositionException, match="pruner"):
+        compose_config(["pruner=does_not_exist"])

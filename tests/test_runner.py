@@ -1,0 +1,86 @@
+"""End to end on a tiny random LLaMA: dense + iterative magnitude steps, results schema, checkpoints, W&B files."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from prunesweep.checkpoint import load_checkpoint
+from prunesweep.evaluation.suite import evaluate
+from prunesweep.results import RESULTS_FILE, read_results
+from prunesweep.runner import run
+from tests.compose import compose_config
+
+REQUIRED_FIELDS = {
+    "run_id", "config_hash", "experiment", "model", "method", "step", "stage", "requested_sparsity",
+    "achieved_sparsity", "total_params", "nonzero_params", "task", "metric", "value", "stderr",
+    "data_sha256", "lm_eval_version", "eval_seconds", "model_hash",
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory, data_dir):
+    out = tmp_path_factory.mktemp("run") / "cell"
+    store = tmp_path_factory.mktemp("store")
+    cfg = compose_config(["experiment=smoke", "logger=wandb", f"paths.data_dir={data_dir}", f"paths.store_dir={store}"])
+    rows = run(cfg, out)
+    return cfg, out, rows
+
+
+def test_records_cover_dense_and_every_step(smoke_run):
+    _cfg, out, rows = smoke_run
+    assert read_results(out / RESULTS_FILE) == json.loads(json.dumps(rows))
+    assert {(r["step"], r["stage"]) for r in rows} == {(0, "dense"), (1, "pruned"), (2, "pruned")}
+    for row in rows:
+        assert row.keys() >= REQUIRED_FIELDS
+    metrics = {(r["task"], r["metric"]) for r in rows}
+    assert ("wikitext2", "ppl") in metrics and ("piqa", "acc") in metrics and ("piqa", "acc_norm") in metrics
+    assert json.loads((out / "status.json").read_text())["state"] == "done"
+
+
+def test_achieved_sparsity_matches_requested(smoke_run):
+    _, _, rows = smoke_run
+    for row in rows:
+        if row["step"] > 0:
+            assert abs(row["achieved_sparsity"] - row["requested_sparsity"]) < 1e-3
+    nonzero = {r["step"]: r["nonzero_params"] for r in rows}
+    assert nonzero[0] > nonzero[1] > nonzero[2]
+
+
+def test_checkpoint_reloads_with_identical_metrics(smoke_run, data_dir):
+    cfg, out, rows = smoke_run
+    model, tokenizer = load_checkpoint(out / "checkpoints" / "step_2")
+    again = {(r["task"], r["metric"]): r["value"] for r in evaluate(model, tokenizer, cfg.benchmark, data_dir)}
+    recorded = {(r["task"], r["metric"]): r["value"] for r in rows if r["step"] == 2}
+    assert again == pytest.approx(recorded, rel=1e-6)
+
+
+def test_wandb_offline_run_written(smoke_run):
+    _, out, _ = smoke_run
+    runs = list((out / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    assert list(runs[0].glob("run-*.wandb"))
+    assert list((runs[0] / "files" / "media" / "table").glob("results_*.table.json"))
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("pruner.rate=1.5", "pruner.rate=1.5 must be in [0, 1)"),
+        ("benchmark.tasks=[no_such_task]", "no_such_task"),
+        ("paths.data_dir=/nonexistent/data", "does not exist"),
+        ("paths.data_dir={tmp}", "data file for 'wikitext2' not found"),
+        ("model=llama_7b model.path=/nonexistent/model", "does not exist"),
+    ],
+)
+def test_bad_inputs_fail_fast_with_one_line(tmp_path, override, message):
+    proc = subprocess.run(
+        [sys.executable, "-m", "prunesweep", "experiment=smoke", *override.format(tmp=tmp_path).split(),
+         f"hydra.run.dir={tmp_path}/run"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("prunesweep: error:")]
+    assert len(errors) == 1 and message in errors[0]
+    assert not (tmp_path / "run" / RESULTS_FILE).exists()
