@@ -61,7 +61,10 @@ def test_wandb_offline_run_written(smoke_run):
     runs = list((out / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
     assert list(runs[0].glob("run-*.wandb"))
-    assert list((runs[0] / "files" / "media" / "table").glob("results_*.table.json"))
+    tables = runs[0] / "files" / "media" / "table"
+    assert list(tables.glob("results_*.table.json"))
+    (curve,) = tables.glob("curves/wikitext2/ppl/pruned_*.table.json")
+    assert [rate for rate, _ in json.loads(curve.read_text())["data"]] == [0.0, 0.25, 0.5]
 
 
 @pytest.mark.parametrize(
@@ -84,3 +87,10 @@ def test_bad_inputs_fail_fast_with_one_line(tmp_path, override, message):
     errors = [line for line in proc.stderr.splitlines() if line.startswith("prunesweep: error:")]
     assert len(errors) == 1 and message in errors[0]
     assert not (tmp_path / "run" / RESULTS_FILE).exists()
+
+
+def test_rate_zero_is_the_dense_baseline_only(data_dir):
+    from prunesweep.runner import validate
+
+    cfg = compose_config(["experiment=smoke", "pruner.rate=0", f"paths.data_dir={data_dir}"])
+    assert validate(cfg).rates == []

@@ -233,6 +233,16 @@ def test_second_order_pass_gives_the_batch_gradient_and_a_fisher_diagonal():
     assert all(p.requires_grad for p in model.parameters())  # flags restored
 
 
+def test_bfloat16_model_gets_fp32_gradients_and_stays_bfloat16():
+    loaded = tiny("llama")
+    model = loaded.model.to(torch.bfloat16)
+    result = llm_pruner(importance="element1+2").prune_to(model, 0.2, context(loaded.tokenizer))
+    assert abs(result.achieved - 0.2) < 0.002
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+    assert model.get_output_embeddings().weight is model.get_input_embeddings().weight
+    assert torch.isfinite(logits(model, probe())).all()
+
+
 @pytest.mark.parametrize(
     "arch, importance", [("llama", "element1"), ("llama", "random"), ("llama", "element1+2"), ("gpt2", "element1")]
 )

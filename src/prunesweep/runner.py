@@ -57,7 +57,7 @@ def validate(cfg: DictConfig) -> Plan:
     check_recovery(cfg.recovery, cfg.paths.data_dir)
     if cfg.threads is not None and cfg.threads < 1:
         raise PrunesweepError(f"threads={cfg.threads} must be >= 1 or null")
-    return Plan(pruner, rates(cfg.schedule) if pruner is not None else [])
+    return Plan(pruner, rates(cfg.schedule) if pruner is not None and cfg.schedule.target > 0 else [])
 
 
 def run_name(cfg: DictConfig) -> str:

@@ -53,11 +53,24 @@ class WandbTracker:
         self.run.log(metrics, step=step)
 
     def log_table(self, name: str, rows: list[dict[str, Any]]) -> None:
+        """The results as a W&B table, plus one rate-vs-value line plot per (task, metric) and stage."""
         if not rows:
             return
         columns = sorted({key for row in rows for key in row})
         data = [[_plain(row.get(col)) for col in columns] for row in rows]
-        self.run.log({name: self._wandb.Table(columns=columns, data=data)})
+        logged: dict[str, Any] = {name: self._wandb.Table(columns=columns, data=data)}
+        curves: dict[str, list[list[float]]] = {}
+        for row in rows:
+            stages = ("dense", "pruned", "recovered") if row["stage"] == "dense" else (row["stage"],)
+            for stage in stages:  # the dense point starts every stage's curve
+                curves.setdefault(f"{row['task']}/{row['metric']}/{stage}", []).append(
+                    [row["requested_sparsity"], row["value"]]
+                )
+        for key, points in curves.items():
+            if len(points) > 1:
+                table = self._wandb.Table(columns=["rate", "value"], data=sorted(points))
+                logged[f"curves/{key}"] = self._wandb.plot.line(table, "rate", "value", title=f"{key} vs rate")
+        self.run.log(logged)
 
     def finish(self, failed: bool = False) -> None:
         self.run.finish(exit_code=1 if failed else 0)

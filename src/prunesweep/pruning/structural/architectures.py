@@ -97,7 +97,9 @@ class Llama(Architecture):
         n_q, n_kv = attn.q_proj.out_features // head_dim, attn.k_proj.out_features // head_dim
         per_kv = n_q // n_kv  # HF maps query head h to KV head h // per_kv (repeat_kv)
         name = f"layers.{index}.attention"
-        if unit == "head" and per_kv > 1:  # query heads within each KV group; K/V stay
+        # unit "head": query heads, cut equally in every KV group (K/V stay); with one query head per KV head
+        # (MHA, or already cut down) a head is a whole KV group
+        if unit == "head" and per_kv > 1:
             slices = [Slice(attn.q_proj, "out", 0, head_dim), Slice(attn.o_proj, "in", 0, head_dim)]
             return Group(name, "attention", n_q, slices, blocks=n_kv)
         width = per_kv * head_dim  # a whole KV group: its K/V head and its query heads

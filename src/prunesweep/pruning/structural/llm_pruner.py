@@ -78,6 +78,16 @@ class LLMPruner(Pruner):
             pools.append([arch.mlp_group(model, i) for i in layers])
         return pools
 
+    def scores(self, model: PreTrainedModel, groups: list[Group], ctx: PruneContext, params: int) -> dict:
+        """Unit scores per group name, shared through `ctx.memo` by one-shot cells that start from the same
+        model (`params` tells the steps of an iterative trajectory apart: they re-estimate gradients)."""
+
+        def compute() -> dict[str, torch.Tensor]:
+            calibration = ctx.calibration() if self.cfg.importance in GRADIENT_BASED else None
+            return score_groups(model, groups, self.cfg.importance, self.cfg.aggregation, calibration, ctx.seed)
+
+        return ctx.memo(f"llm_pruner_importance@{params}", compute)
+
     def prune_to(self, model: PreTrainedModel, target: float, ctx: PruneContext) -> PruneResult:
         start = time.perf_counter()
         arch = require_architecture(model)
@@ -95,19 +105,11 @@ class LLMPruner(Pruner):
             pools = self.pools(model, arch)
             most = capacity(pools)
             if to_remove > most:
-                reachable = (dense - before + most) / dense
                 raise PrunesweepError(
                     f"llm_pruner: rate {target:.3f} is out of reach for mode={self.cfg.mode} "
-                    f"(at most {reachable:.3f} of the parameters with these layers/units)"
+                    f"(at most {(dense - before + most) / dense:.3f} of the parameters with these layers/units)"
                 )
-            groups = [g for pool in pools for g in pool]
-
-            def compute() -> dict[str, torch.Tensor]:
-                calibration = ctx.calibration() if self.cfg.importance in GRADIENT_BASED else None
-                return score_groups(model, groups, self.cfg.importance, self.cfg.aggregation, calibration, ctx.seed)
-
-            # one-shot cells of a rate grid start from the same model: their scores are computed once
-            scores = ctx.memo(f"llm_pruner_importance@{before}", compute)
+            scores = self.scores(model, [g for pool in pools for g in pool], ctx, before)
             details["importance_seconds"] = time.perf_counter() - start
             removals, ratios = plan_removal(pools, scores, to_remove, self.cfg.global_ranking)
             remove_units(removals)

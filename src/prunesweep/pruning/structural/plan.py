@@ -27,14 +27,15 @@ class Step:
 
 def removal_steps(group: Group, scores: torch.Tensor) -> list[Step]:
     """The group's allowed removals, cheapest first, leaving at least one step's worth of units per block."""
-    per_block = group.n_units // group.blocks
-    order = scores.view(group.blocks, per_block).argsort(dim=1, stable=True)
-    steps = []
-    for index in range(group.max_steps):
-        columns = order[:, index * group.step : (index + 1) * group.step]
-        units = (columns + torch.arange(group.blocks)[:, None] * per_block).flatten().sort().values
-        steps.append(Step(group, index, tuple(units.tolist()), float(scores[units].sum())))
-    return steps
+    per_block, n_steps = group.n_units // group.blocks, group.max_steps
+    order = scores.view(group.blocks, per_block).argsort(dim=1, stable=True)[:, : n_steps * group.step]
+    units = order + torch.arange(group.blocks)[:, None] * per_block  # (blocks, n_steps * step)
+    units = units.view(group.blocks, n_steps, group.step).transpose(0, 1).reshape(n_steps, group.units_per_step)
+    step_scores = scores[units].sum(1).tolist()
+    return [
+        Step(group, i, tuple(u), score)
+        for i, (u, score) in enumerate(zip(units.sort(dim=1).values.tolist(), step_scores, strict=True))
+    ]
 
 
 def capacity(pools: list[list[Group]]) -> int:
@@ -72,7 +73,8 @@ def plan_removal(
 ) -> tuple[list[tuple[Group, list[int]]], dict[str, float]]:
     """Units to remove per group to take away about `params` parameters, and the group ratio per pool."""
     steps = {g.name: removal_steps(g, scores[g.name]) for pool in pools for g in pool}
-    pool_params = [sum(g.n_units * g.unit_params for g in pool) for pool in pools]
+    cost = {g.name: g.unit_params for pool in pools for g in pool}
+    pool_params = [sum(g.n_units * cost[g.name] for g in pool) for pool in pools]
     remaining, removals, ratios = params, [], {}
     for i, pool in enumerate(pools):
         ratio = min(1.0, max(0.0, remaining / max(1, sum(pool_params[i:]))))
@@ -80,7 +82,7 @@ def plan_removal(
         units: dict[str, list[int]] = {g.name: [] for g in pool}
         for step in chosen:
             units[step.group.name] += step.units
-            remaining -= len(step.units) * step.group.unit_params
+            remaining -= len(step.units) * cost[step.group.name]
         removals += [(g, sorted(units[g.name])) for g in pool if units[g.name]]
         ratios[pool[0].pool] = sum(map(len, units.values())) / sum(g.n_units for g in pool)
     return removals, ratios
