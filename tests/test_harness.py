@@ -9,13 +9,12 @@ from typing import Any
 import pytest
 from lm_eval.api.task import Task
 from lm_eval.tasks import TaskManager
-from omegaconf import OmegaConf
 
-from prunesweep.config import ModelConfig
 from prunesweep.errors import PrunesweepError
 from prunesweep.evaluation.harness import TASKS_DIR, check_tasks, run_tasks
 from prunesweep.evaluation.tasks.loaders import DATASETS, read_splits, webquestions_answers
-from prunesweep.models import LoadedModel, load_model
+from prunesweep.models import LoadedModel
+from tests.models import tiny_model
 
 # SOURCES.md counts of the eval split.
 N_DOCS = {
@@ -45,17 +44,8 @@ def tasks(data_dir: str) -> dict[str, Task]:
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> LoadedModel:
-    random_config = {
-        "hidden_size": 64,
-        "intermediate_size": 128,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 2,
-        "max_position_embeddings": 512,
-    }
-    cfg = ModelConfig(name="tiny_llama", source="random", architecture="llama", random_config=random_config)
-    return load_model(OmegaConf.structured(cfg), cache_dir=tmp_path_factory.mktemp("cache"))
+def tiny() -> LoadedModel:
+    return tiny_model("llama", num_hidden_layers=2)
 
 
 def find(task: Task, **fields: Any) -> dict[str, Any]:

@@ -2,30 +2,12 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from prunesweep.config import ModelConfig, PrunerConfig
+from prunesweep.config import PrunerConfig
 from prunesweep.errors import PrunesweepError
 from prunesweep.pruning.base import PruneContext, prunable_linears
 from prunesweep.pruning.magnitude import module_sparsity
 from prunesweep.pruning.registry import build_pruner
-
-TINY = {
-    "llama": {
-        "hidden_size": 64,
-        "intermediate_size": 96,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 2,
-        "max_position_embeddings": 128,
-    },
-    "gpt2": {"n_embd": 64, "n_layer": 2, "n_head": 4, "n_positions": 128},
-}
-
-
-def tiny_model(arch: str):
-    from prunesweep.models import load_model
-
-    cfg = ModelConfig(name=f"tiny_{arch}", source="random", architecture=arch, random_config=TINY[arch])
-    return load_model(OmegaConf.structured(cfg), cache_dir="unused", seed=0)
+from tests.models import tiny_model
 
 
 def pruner(**kw):
@@ -54,7 +36,7 @@ def test_embeddings_and_head_untouched_and_smallest_weights_go_first():
     p = pruner()
     layers = prunable_linears(model, p.cfg.targets)
     all_weights = torch.cat([m.weight.detach().abs().flatten() for m in layers.values()])
-    threshold = all_weights.kthvalue(int(0.3 * all_weights.numel())).values
+    threshold = all_weights.kthvalue(round(0.3 * all_weights.numel())).values
     before = {name: m.weight.detach().clone() for name, m in layers.items()}
     p.prune_to(model, 0.3, PruneContext(loaded.tokenizer, calibration=lambda: None))
     assert torch.equal(model.get_input_embeddings().weight, embed_before)

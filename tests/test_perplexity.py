@@ -3,22 +3,14 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from omegaconf import OmegaConf
 
-from prunesweep.config import ModelConfig
 from prunesweep.evaluation.perplexity import perplexity, token_windows
-from prunesweep.models import load_model
+from tests.models import tiny_model
 
 
 @pytest.fixture(scope="module")
 def tiny():
-    cfg = ModelConfig(
-        name="t",
-        source="random",
-        architecture="gpt2",
-        random_config={"n_embd": 32, "n_layer": 1, "n_head": 2, "n_positions": 64},
-    )
-    return load_model(OmegaConf.structured(cfg), cache_dir="unused", seed=0)
+    return tiny_model("gpt2", n_layer=1)
 
 
 def test_windows_are_non_overlapping_and_drop_the_tail():

@@ -1,0 +1,15 @@
+"""Tiny random models for tests, built from the project's own `model=tiny_llama` / `model=tiny_gpt2` configs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prunesweep.models import LoadedModel, load_model
+from tests.compose import compose_config
+
+
+def tiny_model(arch: str = "llama", seed: int = 0, **random_config: Any) -> LoadedModel:
+    """`tiny_<arch>` (llama: GQA 4 heads / 2 KV heads; gpt2), with optional config overrides."""
+    cfg = compose_config([f"model=tiny_{arch}"]).model
+    cfg.random_config.update(random_config)
+    return load_model(cfg, cache_dir="unused", seed=seed)
