@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from prunesweep.atomic import write_jsonl
+from prunesweep.hashing import content_key
 
 RESULTS_FILE = "results.jsonl"
 # Settings that do not change a cell's numbers: excluded from its identity.
@@ -20,7 +20,7 @@ def config_hash(cfg: DictConfig) -> str:
     """Content hash of the settings that determine a cell's results."""
     resolved = OmegaConf.to_container(cfg, resolve=True)
     identity = {key: value for key, value in resolved.items() if key not in NON_IDENTITY_KEYS}
-    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return content_key(identity, length=16)
 
 
 class ResultsLog:

@@ -23,6 +23,7 @@ from prunesweep.checkpoint import load_checkpoint
 from prunesweep.data.corpora import calibration_batch
 from prunesweep.errors import PrunesweepError
 from prunesweep.evaluation.suite import check_benchmark, evaluate
+from prunesweep.hashing import content_key
 from prunesweep.models import LoadedModel, check_model_config, load_model
 from prunesweep.models.loader import resolve_device, resolve_dtype
 from prunesweep.pruning.base import PruneContext, Pruner, count_params
@@ -31,7 +32,7 @@ from prunesweep.pruning.registry import build_pruner
 from prunesweep.recovery import check_recovery, recover
 from prunesweep.results import RESULTS_FILE, ResultsLog, config_hash, read_results
 from prunesweep.schedule import check_schedule, rates
-from prunesweep.store import StepStore, content_key, dense_key, trajectory_keys
+from prunesweep.store import StepStore, dense_key, trajectory_keys
 from prunesweep.tracking import Tracker, make_tracker
 
 log = logging.getLogger(__name__)
@@ -212,8 +213,7 @@ class Cell:
         self.model_step = step
 
     def _dense_sparsity(self) -> float:
-        targets = self.plan.pruner.cfg.targets if self.plan.pruner is not None else self.cfg.pruner.targets
-        return module_sparsity(self.model, targets)
+        return module_sparsity(self.model, self.cfg.pruner.targets)
 
     def _context(self, step: int) -> PruneContext:
         calib = self.cfg.pruner.calibration

@@ -8,8 +8,6 @@ find their finished steps here. Entries are written atomically (records + checkp
 from __future__ import annotations
 
 import fcntl
-import hashlib
-import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,14 +19,11 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from prunesweep.atomic import atomic_dir, atomic_path, write_jsonl
 from prunesweep.checkpoint import checkpoint_bytes, save_checkpoint
+from prunesweep.hashing import content_key
 from prunesweep.results import NON_IDENTITY_KEYS, read_results
 
 RECORDS = "records.jsonl"
 CHECKPOINT = "checkpoint"
-
-
-def content_key(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
 def dense_key(resolved: dict[str, Any]) -> str:

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 import torch
 from transformers import PreTrainedTokenizerBase
 
 from prunesweep.errors import PrunesweepError
+from prunesweep.hashing import file_sha256
 
 # name -> path relative to data_dir
 CORPUS_FILES = {
@@ -37,12 +36,7 @@ def corpus_file(name: str, data_dir: str | Path) -> Corpus:
     path = Path(data_dir) / CORPUS_FILES[name]
     if not path.is_file():
         raise PrunesweepError(f"data file for {name!r} not found: {path} (set paths.data_dir or PRUNESWEEP_DATA_DIR)")
-    return Corpus(name, path, sha256_of(path))
-
-
-@cache
-def sha256_of(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return Corpus(name, path, file_sha256(path))
 
 
 def evaluation_text(name: str, data_dir: str | Path) -> tuple[str, Corpus]:

@@ -21,7 +21,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from prunesweep.errors import PrunesweepError
 from prunesweep.evaluation.tasks.loaders import DATASETS
-from prunesweep.models.loader import file_sha256
+from prunesweep.hashing import file_sha256
 
 TASKS_DIR = Path(__file__).parent / "tasks"
 # Our task name -> lm-eval's hub task name, where they differ.
@@ -159,10 +159,5 @@ def _provenance(name: str, task: Task, data_key: str | None) -> dict[str, Any]:
     files = DATASETS[name].files
     return {
         "data_file": "+".join(files),
-        "data_sha256": "+".join(_sha16(str(Path(data_key) / f)) for f in files),
+        "data_sha256": "+".join(file_sha256(Path(data_key) / f)[:16] for f in files),
     }
-
-
-@cache
-def _sha16(path: str) -> str:
-    return file_sha256(Path(path))[:16]

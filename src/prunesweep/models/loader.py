@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import logging
 import os
@@ -22,6 +21,7 @@ from transformers import (
 from prunesweep.atomic import atomic_dir
 from prunesweep.config import ModelConfig
 from prunesweep.errors import PrunesweepError
+from prunesweep.hashing import content_key, file_sha256
 from prunesweep.models.tiny_tokenizer import byte_level_tokenizer
 
 log = logging.getLogger(__name__)
@@ -68,14 +68,6 @@ def packaged_gguf_path(package: str, filename: str) -> Path:
     if not path.is_file():
         raise PrunesweepError(f"model file {filename!r} not found in package {package!r} ({path.parent})")
     return path
-
-
-def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_model_config(cfg: ModelConfig) -> None:
@@ -125,7 +117,7 @@ def _random_model(cfg: ModelConfig, seed: int) -> LoadedModel:
     config = config_cls(**params)
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config)
-    config_hash = hashlib.sha256(config.to_json_string(use_diff=False).encode()).hexdigest()[:16]
+    config_hash = content_key(config.to_dict(), length=16)
     return LoadedModel(model, tokenizer, f"random:{cfg.architecture}", config_hash)
 
 

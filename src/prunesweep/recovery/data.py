@@ -21,8 +21,9 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from prunesweep.config import RecoveryConfig
-from prunesweep.data.corpora import alpaca_prompt, corpus_file, sha256_of
+from prunesweep.data.corpora import alpaca_prompt, corpus_file
 from prunesweep.errors import PrunesweepError
+from prunesweep.hashing import file_sha256
 
 IGNORE_INDEX = -100  # label of positions that are not trained on
 WIKITEXT_TRAIN_FILE = "wikitext2/valid.txt"  # tokenised WikiText-2 v1 valid: the only non-test split offline
@@ -113,7 +114,7 @@ def _load_records(name: str, data_dir: str | Path) -> tuple[list[dict], str]:
     where = _locate(name, data_dir)
     if isinstance(where, str):
         return _hub_records(where), where
-    source = f"{name if name in ('alpaca', 'c4', 'wikitext2') else where.name}@{sha256_of(where)[:16]}"
+    source = f"{name if name in ('alpaca', 'c4', 'wikitext2') else where.name}@{file_sha256(where)[:16]}"
     text = where.read_text(encoding="utf-8")
     if name == "wikitext2":
         return [{"text": text}], source
