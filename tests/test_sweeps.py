@@ -36,14 +36,16 @@ def cli(*args: str, tmp: Path, data_dir: str) -> list[str]:
 
 def test_prefix_trajectories_and_reruns_reuse_the_store(tmp_path, data_dir, monkeypatch):
     base = ["experiment=smoke", f"paths.data_dir={data_dir}", f"paths.store_dir={tmp_path}/store"]
-    full = runner.run(compose_config(base), tmp_path / "full")
-    monkeypatch.setattr(
-        runner, "load_model", lambda *a, **k: pytest.fail("model loaded although all steps were stored")
-    )
     shorter = runner.run(compose_config([*base, "pruner.rate=0.25"]), tmp_path / "shorter")
-    assert all(row["reused"] for row in shorter)
+    monkeypatch.setattr(
+        runner, "load_model", lambda *a, **k: pytest.fail("base model loaded although a step was stored")
+    )
+    full = runner.run(compose_config(base), tmp_path / "full")  # reuses dense + 0.25, resumes from its checkpoint
+    assert [row["reused"] for row in full if row["step"] < 2] == [True] * len(shorter)
+    assert not any(row["reused"] for row in full if row["step"] == 2)
     assert stable(shorter) == stable([row for row in full if row["step"] < 2])
     again = runner.run(compose_config(base), tmp_path / "again")
+    assert all(row["reused"] for row in again)
     assert stable(again) == stable(full)
 
 

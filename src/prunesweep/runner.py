@@ -144,7 +144,7 @@ class Cell:
         self.dense_key = dense_key(resolved)
         self.keys = trajectory_keys(resolved, plan.rates)  # keys[k]: the model after step k (0 = before pruning)
         self.loaded: LoadedModel | None = None
-        self.model_step = 0  # which step the in-memory model is at (a fresh load is the base model)
+        self.model_step: int | None = None  # which step the in-memory model is at
 
     def execute(self) -> None:
         """Walk dense + every step; each is reused when stored, else computed under its lock and stored."""
@@ -185,31 +185,31 @@ class Cell:
     # -- compute -----------------------------------------------------------------------------------------------
     @property
     def model(self):
-        return self._model_and_tokenizer()[0]
+        return self.loaded.model
 
     def _model_and_tokenizer(self):
-        if self.loaded is None:
-            start = time.perf_counter()
-            self.loaded = load_model(self.cfg.model, self.cfg.paths.cache_dir, seed=self.cfg.seed)
-            log.info("loaded %s (%s) in %.1fs", self.cfg.model.name, self.loaded.source, time.perf_counter() - start)
-            if self.plan.pruner is not None:
-                self.plan.pruner.check(self.loaded.model)
         return self.loaded.model, self.loaded.tokenizer
 
     def _model_at(self, step: int) -> None:
-        """Make the in-memory model the one after `step` (0 = base model; else that step's stored checkpoint)."""
-        self._model_and_tokenizer()
-        if self.model_step == step:
+        """Make the in-memory model the one after `step`: 0 = the base model; else that step's stored checkpoint,
+        loaded directly (a resumed cell never materialises the base model; provenance comes from the records)."""
+        if self.loaded is not None and self.model_step == step:
             return
-        device = resolve_device(self.cfg.model.device)
+        start = time.perf_counter()
         if step == 0:
-            self.loaded = None
-            self._model_and_tokenizer()
+            self.loaded = None  # free the old weights before loading the new ones
+            self.loaded = load_model(self.cfg.model, self.cfg.paths.cache_dir, seed=self.cfg.seed)
         else:
+            if self.loaded is not None:
+                self.loaded.model = None
+            device = resolve_device(self.cfg.model.device)
             folder = self.store.checkpoint(self.keys[step])
-            self.loaded.model = None  # free the old weights before loading the new ones
-            self.loaded.model, _ = load_checkpoint(folder, resolve_dtype(self.cfg.model.dtype, device), device)
-            log.info("resumed from step %d (%s)", step, self.keys[step])
+            model, tokenizer = load_checkpoint(folder, resolve_dtype(self.cfg.model.dtype, device), device)
+            stored = self.store.records(self.keys[step])[0]
+            self.loaded = LoadedModel(model, tokenizer, stored["model_source"], stored["model_hash"])
+        log.info("model after step %d ready (%s) in %.1fs", step, self.loaded.source, time.perf_counter() - start)
+        if self.plan.pruner is not None:
+            self.plan.pruner.check(self.loaded.model)
         self.model_step = step
 
     def _dense_sparsity(self) -> float:
