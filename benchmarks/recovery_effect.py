@@ -24,7 +24,7 @@ from prunesweep.data.corpora import evaluation_text
 from prunesweep.evaluation.perplexity import perplexity
 from prunesweep.models import load_model
 from prunesweep.pruning.base import PruneContext
-from prunesweep.pruning.magnitude import module_sparsity
+from prunesweep.pruning.masks import module_sparsity
 from prunesweep.pruning.registry import build_pruner
 from prunesweep.recovery import recover
 

@@ -4,8 +4,8 @@ from omegaconf import OmegaConf
 
 from prunesweep.config import PrunerConfig
 from prunesweep.errors import PrunesweepError
-from prunesweep.pruning.base import PruneContext, prunable_linears
-from prunesweep.pruning.magnitude import module_sparsity
+from prunesweep.pruning.base import PruneContext
+from prunesweep.pruning.masks import module_sparsity, prunable_linears
 from prunesweep.pruning.registry import build_pruner
 from tests.models import tiny_model
 

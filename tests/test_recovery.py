@@ -13,8 +13,8 @@ from prunesweep.checkpoint import load_checkpoint, save_checkpoint
 from prunesweep.config import PrunerConfig, RecoveryConfig
 from prunesweep.errors import PrunesweepError
 from prunesweep.paths import config_dir
-from prunesweep.pruning.base import PruneContext, prunable_linears
-from prunesweep.pruning.magnitude import module_sparsity
+from prunesweep.pruning.base import PruneContext
+from prunesweep.pruning.masks import module_sparsity, prunable_linears
 from prunesweep.pruning.registry import build_pruner
 from prunesweep.recovery import RecoveryDiverged, check_recovery, recover
 from prunesweep.recovery.data import IGNORE_INDEX, build_datasets

@@ -14,8 +14,8 @@ from transformers import AutoModelForCausalLM
 
 from prunesweep.checkpoint import load_checkpoint, save_checkpoint
 from prunesweep.efficiency import efficiency_stats
+from prunesweep.models.architecture import architecture_of
 from prunesweep.pruning.base import count_params
-from prunesweep.pruning.structural.architectures import architecture_of
 from prunesweep.pruning.structural.manifest import MANIFEST
 from tests.test_structural_pruning import ARCHS, context, llm_pruner, logits, probe, single_thread, tiny
 

@@ -13,9 +13,9 @@ from torch import nn
 from prunesweep.config import ModelConfig, PrunerConfig
 from prunesweep.errors import PrunesweepError
 from prunesweep.models import load_model
+from prunesweep.models.architecture import architecture_of
 from prunesweep.pruning.base import PruneContext, count_params
 from prunesweep.pruning.registry import build_pruner
-from prunesweep.pruning.structural.architectures import architecture_of
 from prunesweep.pruning.structural.groups import Group, Slice, remove_units
 from prunesweep.pruning.structural.importance import Gradients, aggregate, calibration_gradients, member_scores
 from prunesweep.pruning.structural.llm_pruner import default_layer_range

@@ -12,7 +12,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from prunesweep.atomic import atomic_dir
-from prunesweep.pruning.structural.architectures import architecture_of
+from prunesweep.models.architecture import architecture_of
 from prunesweep.pruning.structural.manifest import is_structural, load_structural, save_structural
 
 

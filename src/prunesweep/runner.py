@@ -27,7 +27,7 @@ from prunesweep.hashing import content_key
 from prunesweep.models import LoadedModel, check_model_config, load_model
 from prunesweep.models.loader import resolve_device, resolve_dtype
 from prunesweep.pruning.base import PruneContext, Pruner, count_params
-from prunesweep.pruning.magnitude import module_sparsity
+from prunesweep.pruning.masks import module_sparsity
 from prunesweep.pruning.registry import build_pruner
 from prunesweep.recovery import check_recovery, recover
 from prunesweep.results import RESULTS_FILE, ResultsLog, config_hash, read_results

@@ -56,16 +56,6 @@ class Pruner(ABC):
         """Re-establish invariants after weights were trained/merged (e.g. re-apply sparsity masks)."""
 
 
-def prunable_linears(model: nn.Module, targets: list[str]) -> dict[str, nn.Module]:
-    """Linear/Conv1D modules whose attribute name is in `targets` (embeddings and lm_head never match)."""
-    found = {}
-    for name, module in model.named_modules():
-        leaf = name.rsplit(".", 1)[-1]
-        if leaf in targets and isinstance(getattr(module, "weight", None), torch.Tensor) and module.weight.dim() == 2:
-            found[name] = module
-    return found
-
-
 def count_params(model: nn.Module) -> tuple[int, int]:
     """(total, non-zero) parameters, counting tied weights once."""
     total = nonzero = 0

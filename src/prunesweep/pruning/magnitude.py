@@ -8,12 +8,12 @@ from __future__ import annotations
 import time
 
 import torch
-from torch import nn
 from torch.nn.utils import prune
 from transformers import PreTrainedModel
 
 from prunesweep.errors import PrunesweepError
-from prunesweep.pruning.base import PruneContext, Pruner, PruneResult, prunable_linears
+from prunesweep.pruning.base import PruneContext, Pruner, PruneResult
+from prunesweep.pruning.masks import MaskKeeper, prunable_linears, sparsity_of
 
 SCOPES = ("global", "layer")
 
@@ -25,7 +25,7 @@ class MagnitudePruner(Pruner):
         super().__init__(cfg)
         if cfg.scope not in SCOPES:
             raise PrunesweepError(f"pruner.scope={cfg.scope!r} is not one of {SCOPES}")
-        self.masks: dict[str, torch.Tensor] = {}
+        self.keeper = MaskKeeper(cfg.targets)
 
     def check(self, model: PreTrainedModel) -> None:
         if not prunable_linears(model, self.cfg.targets):
@@ -45,27 +45,10 @@ class MagnitudePruner(Pruner):
                     prune.l1_unstructured(module, "weight", amount=round(target * module.weight.numel()))
             for module, name in params:
                 prune.remove(module, name)
-        self.masks = {name: module.weight != 0 for name, module in modules.items()}
+        self.keeper.capture(model)
         achieved = sparsity_of(modules.values())
         return PruneResult(target, achieved, time.perf_counter() - start, {"prunable_params": total})
 
     def after_update(self, model: PreTrainedModel) -> None:
         """Zero the pruned positions again (after full fine-tuning steps or a LoRA merge)."""
-        modules = prunable_linears(model, self.cfg.targets)
-        if not self.masks:  # e.g. resumed from a checkpoint: the zeros are the mask
-            self.masks = {name: module.weight != 0 for name, module in modules.items()}
-        with torch.no_grad():
-            for name, mask in self.masks.items():
-                modules[name].weight.mul_(mask.to(modules[name].weight.dtype))
-
-
-def sparsity_of(modules) -> float:
-    """Fraction of exactly-zero weights over `modules`."""
-    modules = list(modules)
-    zeros = sum(int((m.weight == 0).sum().item()) for m in modules)
-    return zeros / max(1, sum(m.weight.numel() for m in modules))
-
-
-def module_sparsity(model: nn.Module, targets: list[str]) -> float:
-    """Achieved sparsity of the prunable layers of `model`."""
-    return sparsity_of(prunable_linears(model, targets).values())
+        self.keeper.reapply(model)

@@ -10,8 +10,8 @@ from transformers import PreTrainedModel
 
 from prunesweep.config import PrunerConfig
 from prunesweep.errors import PrunesweepError
+from prunesweep.models.architecture import ATTENTION_UNITS, Architecture, require_architecture
 from prunesweep.pruning.base import PruneContext, Pruner, PruneResult, count_params
-from prunesweep.pruning.structural.architectures import ATTENTION_UNITS, Architecture, require_architecture
 from prunesweep.pruning.structural.groups import Group, remove_units
 from prunesweep.pruning.structural.importance import AGGREGATIONS, GRADIENT_BASED, IMPORTANCES, score_groups
 from prunesweep.pruning.structural.plan import capacity, plan_removal

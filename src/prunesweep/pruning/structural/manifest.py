@@ -17,7 +17,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedModel
 
 from prunesweep.atomic import write_json
 from prunesweep.errors import PrunesweepError
-from prunesweep.pruning.structural.architectures import Architecture, require_architecture, resize_to
+from prunesweep.models.architecture import Architecture, require_architecture, resize_to
 from prunesweep.pruning.structural.groups import Structure
 
 MANIFEST = "prunesweep_structure.json"

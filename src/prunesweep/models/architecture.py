@@ -1,4 +1,5 @@
-"""Where the coupled groups live in the LLaMA and GPT-2 families, and how a pruned model stays consistent.
+"""The architecture adapter: where layers, linears and coupled groups live in the LLaMA and GPT-2 families,
+and how a pruned model stays consistent. Pruners, checkpoints and efficiency read models only through it.
 
 The groups are declared per architecture instead of traced with torch-pruning's DependencyGraph: on this
 stack its graph couples q/k/v/o channels 1:1 through SDPA's GQA (head pruning fails with
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
+import torch
 from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
 
@@ -29,6 +31,10 @@ class Architecture(ABC):
 
     @abstractmethod
     def layers(self, model: PreTrainedModel) -> nn.ModuleList: ...
+
+    @abstractmethod
+    def linears(self, layer: nn.Module) -> dict[str, nn.Module]:
+        """The prunable linears of one decoder layer, in forward order, named relative to the layer."""
 
     @abstractmethod
     def attention_group(self, model: PreTrainedModel, index: int, unit: str) -> Group: ...
@@ -55,6 +61,12 @@ class Architecture(ABC):
     def describable(self, model: PreTrainedModel) -> bool:
         """True if `from_config(model.config)` builds exactly this model's shapes (a plain HF folder works)."""
         return self.structure(model) == self.config_structure(model.config)
+
+
+def out_in_weight(module: nn.Module) -> torch.Tensor:
+    """The weight as (out_features, in_features): `nn.Linear` as is, GPT-2's `Conv1D` transposed (a view, so
+    in-place edits reach the module)."""
+    return module.weight if isinstance(module, nn.Linear) else module.weight.T
 
 
 def tied(model: PreTrainedModel) -> bool:
@@ -90,6 +102,11 @@ class Llama(Architecture):
 
     def layers(self, model: PreTrainedModel) -> nn.ModuleList:
         return model.model.layers
+
+    def linears(self, layer: nn.Module) -> dict[str, nn.Module]:
+        names = [f"self_attn.{n}" for n in ("q_proj", "k_proj", "v_proj", "o_proj")]
+        names += [f"mlp.{n}" for n in ("gate_proj", "up_proj", "down_proj")]
+        return {name: layer.get_submodule(name) for name in names}
 
     def attention_group(self, model: PreTrainedModel, index: int, unit: str) -> Group:
         attn = self.layers(model)[index].self_attn
@@ -178,6 +195,10 @@ class GPT2(Architecture):
 
     def layers(self, model: PreTrainedModel) -> nn.ModuleList:
         return model.transformer.h
+
+    def linears(self, layer: nn.Module) -> dict[str, nn.Module]:
+        names = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")
+        return {name: layer.get_submodule(name) for name in names}
 
     def attention_group(self, model: PreTrainedModel, index: int, unit: str) -> Group:
         attn = self.layers(model)[index].attn  # multi-head: a KV group is one head, so `unit` is moot
