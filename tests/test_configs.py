@@ -6,7 +6,9 @@ import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
+from prunesweep.errors import PrunesweepError
 from prunesweep.paths import config_dir
+from prunesweep.pruning.registry import with_typed_pruner
 from tests.compose import compose_config
 
 GROUPS = ["model", "pruner", "schedule", "recovery", "benchmark", "logger", "paths"]
@@ -22,7 +24,7 @@ def options(group: str) -> list[str]:
     + [f"experiment={name}" for name in options("experiment")],
 )
 def test_every_option_composes_and_resolves(override):
-    cfg = compose_config([override])
+    cfg = with_typed_pruner(compose_config([override]))  # the pruner node is typed by its method's schema
     container = OmegaConf.to_container(cfg, resolve=True)
     assert container["model"]["name"]
     assert 0.0 <= container["schedule"]["target"] < 1.0
@@ -38,10 +40,24 @@ def test_schedule_target_follows_pruner_rate():
     assert compose_config(["pruner.rate=0.3"]).schedule.target == 0.3
 
 
-@pytest.mark.parametrize("override", ["pruner.rat=0.3", "pruner.rate=abc", "model.dtype=[1]", "benchmark.limit=x"])
+@pytest.mark.parametrize("override", ["pruner.rat=0.3", "model.dtype=[1]", "benchmark.limit=x"])
 def test_wrong_key_or_type_fails_at_composition(override):
     with pytest.raises(ConfigCompositionException):
         compose_config([override])
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["pruner.rate=abc"], "rate"),
+        (["+pruner.ratee=0.3"], "ratee"),
+        (["pruner=llm_pruner", "pruner.importance=taylor"], "expected one of"),
+        (["pruner=magnitude", "+pruner.importance=element1"], "importance"),  # another method's option
+    ],
+)
+def test_pruner_node_is_checked_against_its_methods_schema(overrides, message):
+    with pytest.raises(PrunesweepError, match=message):
+        with_typed_pruner(compose_config(overrides))
 
 
 def test_unknown_group_option_fails():

@@ -1,17 +1,15 @@
 import pytest
 import torch
-from omegaconf import OmegaConf
 
-from prunesweep.config import PrunerConfig
 from prunesweep.errors import PrunesweepError
 from prunesweep.pruning.base import PruneContext
 from prunesweep.pruning.masks import module_sparsity, prunable_linears
-from prunesweep.pruning.registry import build_pruner
+from tests.compose import make_pruner
 from tests.models import tiny_model
 
 
 def pruner(**kw):
-    return build_pruner(OmegaConf.structured(PrunerConfig(**{"name": "magnitude", **kw})))
+    return make_pruner("magnitude", **kw)
 
 
 @pytest.mark.parametrize("arch", ["llama", "gpt2"])
@@ -58,7 +56,17 @@ def test_after_update_restores_mask():
     assert module_sparsity(loaded.model, p.cfg.targets) == pytest.approx(0.5, abs=1e-3)
 
 
-@pytest.mark.parametrize("kw", [{"rate": 1.0}, {"rate": -0.1}, {"scope": "row"}, {"name": "nope"}])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"rate": 1.0},
+        {"rate": -0.1},
+        {"scope": "row"},
+        {"_target_": "prunesweep.nope.Nope"},
+        {"_target_": "torch.nn.Linear"},
+        {"ratee": 0.3},
+    ],
+)
 def test_bad_pruner_settings(kw):
     with pytest.raises(PrunesweepError):
         pruner(**kw)

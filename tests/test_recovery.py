@@ -10,20 +10,20 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from prunesweep.checkpoint import load_checkpoint, save_checkpoint
-from prunesweep.config import PrunerConfig, RecoveryConfig
+from prunesweep.config import RecoveryConfig
 from prunesweep.errors import PrunesweepError
 from prunesweep.paths import config_dir
 from prunesweep.pruning.base import PruneContext
 from prunesweep.pruning.masks import module_sparsity, prunable_linears
-from prunesweep.pruning.registry import build_pruner
 from prunesweep.recovery import RecoveryDiverged, check_recovery, recover
 from prunesweep.recovery.data import IGNORE_INDEX, build_datasets
+from tests.compose import make_pruner
 from tests.models import tiny_model
 
 
 def pruned(arch: str = "llama", rate: float = 0.5):
     loaded = tiny_model(arch)
-    pruner = build_pruner(OmegaConf.structured(PrunerConfig(name="magnitude", rate=rate)))
+    pruner = make_pruner("magnitude", rate=rate)
     pruner.prune_to(loaded.model, rate, PruneContext(loaded.tokenizer, calibration=lambda: None))
     return loaded, pruner
 

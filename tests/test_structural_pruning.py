@@ -10,16 +10,16 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 from torch import nn
 
-from prunesweep.config import ModelConfig, PrunerConfig
+from prunesweep.config import ModelConfig
 from prunesweep.errors import PrunesweepError
 from prunesweep.models import load_model
 from prunesweep.models.architecture import architecture_of
 from prunesweep.pruning.base import PruneContext, count_params
-from prunesweep.pruning.registry import build_pruner
 from prunesweep.pruning.structural.groups import Group, Slice, remove_units
 from prunesweep.pruning.structural.importance import Gradients, aggregate, calibration_gradients, member_scores
 from prunesweep.pruning.structural.llm_pruner import default_layer_range
 from prunesweep.pruning.structural.surgery import channel_axis
+from tests.compose import make_pruner
 
 TINY = {
     "llama": dict(
@@ -64,7 +64,7 @@ def context(tokenizer, seed: int = 0) -> PruneContext:
 
 
 def llm_pruner(**kw):
-    return build_pruner(OmegaConf.structured(PrunerConfig(**{"name": "llm_pruner", **kw})))
+    return make_pruner("llm_pruner", **kw)
 
 
 # ---------------------------------------------------------------- brute force: zeroing a group == removing it

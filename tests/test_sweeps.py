@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from prunesweep import runner
+from prunesweep import model_state, runner
 from prunesweep.results import RESULTS_FILE, read_results
 from tests.compose import compose_config
 
@@ -38,7 +38,7 @@ def test_prefix_trajectories_and_reruns_reuse_the_store(tmp_path, data_dir, monk
     base = ["experiment=smoke", f"paths.data_dir={data_dir}", f"paths.store_dir={tmp_path}/store"]
     shorter = runner.run(compose_config([*base, "pruner.rate=0.25"]), tmp_path / "shorter")
     monkeypatch.setattr(
-        runner, "load_model", lambda *a, **k: pytest.fail("base model loaded although a step was stored")
+        model_state, "load_model", lambda *a, **k: pytest.fail("base model loaded although a step was stored")
     )
     full = runner.run(compose_config(base), tmp_path / "full")  # reuses dense + 0.25, resumes from its checkpoint
     assert [row["reused"] for row in full if row["step"] < 2] == [True] * len(shorter)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -34,6 +35,19 @@ class ModelConfig:
     max_length: int = 2048
 
 
+def choices(name: str, *values: str) -> type[Enum]:
+    """A closed set of string options as an Enum whose member names are the values themselves, so OmegaConf
+    checks them at merge time ("Invalid value 'x', expected one of [...]") and they still compare equal to
+    their strings (names like `global` or `element1+2` are not identifiers: hence the functional API)."""
+    return Enum(name, {value: value for value in values}, type=str)
+
+
+# How layer-wise methods gather activation statistics: `sequential` = layer l sees the outputs of layers < l
+# already pruned (the papers' protocol); `dense` = every statistic from the dense model in one pass, computed
+# once and reused by every rate and pattern of a sweep.
+CalibrationMode = choices("CalibrationMode", "sequential", "dense")
+
+
 @dataclass
 class CalibrationConfig:
     """Calibration text used for gradient/activation-based importance."""
@@ -42,29 +56,18 @@ class CalibrationConfig:
     n_samples: int = 10
     seq_len: int = 128
     seed: int = 0
+    mode: CalibrationMode = CalibrationMode["sequential"]  # type: ignore[valid-type]
 
 
 @dataclass
 class PrunerConfig:
-    """Pruning method. `rate` is the final fraction of prunable parameters removed (or zeroed)."""
+    """Options every pruning method has. Each method's module extends this with its own typed `Config`
+    (checked after composition); the YAML's `_target_` names the method's Pruner class."""
 
-    name: str = MISSING  # none | magnitude | llm_pruner
-    rate: float = 0.5
+    _target_: str = ""
+    name: str = MISSING
+    rate: float = 0.5  # final fraction of the prunable parameters removed (or zeroed)
     targets: list[str] = field(default_factory=lambda: list(LINEAR_TARGETS))
-    # unstructured magnitude
-    scope: str = "global"  # global | layer
-    # structural (LLM-Pruner)
-    importance: str = "element1"  # l2 | random | vector | element1 | element2 | element1+2
-    aggregation: str = "sum"  # sum | mean | max | prod | last
-    mode: str = "block"  # block | channel
-    # block mode prunes layers [layer_start, layer_end); None scales LLM-Pruner's LLaMA-7B [4, 30) of 32 layers:
-    # start = max(1, round(n / 8)), end = n - max(1, round(n / 16)) (SmolLM2's 30 layers -> [4, 28))
-    layer_start: int | None = None
-    layer_end: int | None = None  # exclusive
-    global_ranking: bool = False  # block mode: rank units across layers (non-uniform) instead of per layer
-    attention_unit: str = "kv_group"  # kv_group | head
-    prune_attention: bool = True
-    prune_mlp: bool = True
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
 
 
@@ -151,7 +154,7 @@ class RunConfig:
     """The composed configuration of one prunesweep run (one sweep cell)."""
 
     model: ModelConfig = MISSING
-    pruner: PrunerConfig = MISSING
+    pruner: Any = MISSING  # typed by the method's own Config after composition (pruning.registry)
     schedule: ScheduleConfig = MISSING
     recovery: RecoveryConfig = MISSING
     benchmark: BenchmarkConfig = MISSING
@@ -164,7 +167,6 @@ class RunConfig:
 
 SCHEMAS: dict[str, type] = {
     "model": ModelConfig,
-    "pruner": PrunerConfig,
     "schedule": ScheduleConfig,
     "recovery": RecoveryConfig,
     "benchmark": BenchmarkConfig,

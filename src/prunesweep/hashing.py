@@ -9,9 +9,15 @@ from pathlib import Path
 from typing import Any
 
 
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file, streamed; cached per process while the file's size and mtime are unchanged
+    (so a file edited in place is hashed again)."""
+    stat = Path(path).stat()
+    return _sha256(Path(path).resolve(), stat.st_size, stat.st_mtime_ns)
+
+
 @cache
-def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file, streamed; cached per process (data and model files are read-only inputs)."""
+def _sha256(path: Path, _size: int, _mtime_ns: int, chunk: int = 1 << 20) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         while block := handle.read(chunk):

@@ -16,11 +16,15 @@ RESULTS_FILE = "results.jsonl"
 NON_IDENTITY_KEYS = ("paths", "logger", "experiment_name", "threads")
 
 
-def config_hash(cfg: DictConfig) -> str:
-    """Content hash of the settings that determine a cell's results."""
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    identity = {key: value for key, value in resolved.items() if key not in NON_IDENTITY_KEYS}
-    return content_key(identity, length=16)
+def resolved_config(cfg: DictConfig) -> dict[str, Any]:
+    """The config as plain JSON-able data (interpolations resolved, enum choices as their strings)."""
+    return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+
+
+def identity_hash(cfg: DictConfig, inputs: dict[str, Any]) -> str:
+    """Content hash of what determines a cell's results: its settings and the fingerprints of its inputs."""
+    identity = {key: value for key, value in resolved_config(cfg).items() if key not in NON_IDENTITY_KEYS}
+    return content_key({"config": identity, "inputs": inputs}, length=16)
 
 
 class ResultsLog:

@@ -1,10 +1,15 @@
-"""The interface every pruning method implements, and the sparsity accounting they share."""
+"""The interface every pruning method implements, its base config schema, and what a step returns.
+
+A method is one module (a `Pruner` subclass with its own `Config` dataclass) plus one `conf/pruner/<name>.yaml`
+whose `_target_` names the class: nothing else knows the method exists (see README "Adding a method")."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -15,6 +20,20 @@ from prunesweep.config import PrunerConfig
 Tensors = dict[str, torch.Tensor]
 
 
+class PrunerKind(str, Enum):
+    """What a method removes: zeros anywhere, zeros in N:M blocks, whole channels/heads, whole layers."""
+
+    unstructured = "unstructured"
+    semi_structured = "semi_structured"
+    structural = "structural"
+    depth = "depth"
+
+    @property
+    def zeroes_weights(self) -> bool:
+        """True if pruned weights stay in the tensors as zeros (so recovery must keep them zero)."""
+        return self in (PrunerKind.unstructured, PrunerKind.semi_structured)
+
+
 @dataclass
 class PruneContext:
     """What a pruner may use besides the model: tokenizer and a lazily built calibration batch."""
@@ -22,8 +41,9 @@ class PruneContext:
     tokenizer: PreTrainedTokenizerBase
     calibration: Callable[[], torch.Tensor]  # -> LongTensor (n_samples, seq_len), built on first call
     seed: int = 0
-    # memo(name, compute) -> tensors computed once per (starting model, pruner settings, name), e.g. importance
-    # scores shared by one-shot cells of different rates; the default computes every time.
+    # memo(name, compute) -> tensors computed once per (starting model, pruner settings except the rate,
+    # calibration data, name), e.g. importance scores or activation statistics shared by one-shot cells of
+    # several rates; the default computes every time.
     memo: Callable[[str, Callable[[], Tensors]], Tensors] = lambda _name, compute: compute()
 
 
@@ -40,10 +60,24 @@ class PruneResult:
 class Pruner(ABC):
     """A pruning method. `prune_to` is called once per schedule step with a rising cumulative target."""
 
-    structural: bool = False
+    Config: ClassVar[type[PrunerConfig]] = PrunerConfig
+    kind: ClassVar[PrunerKind]
 
-    def __init__(self, cfg: PrunerConfig) -> None:
+    def __init__(self, cfg: Any) -> None:
         self.cfg = cfg
+
+    @property
+    def uses_calibration(self) -> bool:
+        """True if the method reads calibration text (its content is then part of every store key)."""
+        return False
+
+    def label(self) -> str:
+        """Short method label for run names and tables, e.g. `wanda` or `llm_pruner.element1`."""
+        return self.cfg.name
+
+    def record_fields(self) -> dict[str, Any]:
+        """Method-specific columns written into every record of a cell (e.g. importance, pattern)."""
+        return {}
 
     def check(self, model: PreTrainedModel) -> None:  # noqa: B027 - optional hook
         """Raise PrunesweepError if this method cannot prune `model` (called before heavy work)."""

@@ -1,31 +1,45 @@
 """Unstructured magnitude pruning (Gholami & Omar 2023) on torch.nn.utils.prune.
 
 Masks are made permanent after each step (`prune.remove`) so checkpoints are plain HF weights and LoRA
-merges land in real tensors; the pruner keeps the boolean masks to re-apply after training/merging."""
+merges land in real tensors; the shared `MaskKeeper` re-applies them after training/merging."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch.nn.utils import prune
 from transformers import PreTrainedModel
 
+from prunesweep.config import PrunerConfig, choices
 from prunesweep.errors import PrunesweepError
-from prunesweep.pruning.base import PruneContext, Pruner, PruneResult
+from prunesweep.pruning.base import PruneContext, Pruner, PruneResult, PrunerKind
 from prunesweep.pruning.masks import MaskKeeper, prunable_linears, sparsity_of
 
-SCOPES = ("global", "layer")
+# global: one threshold over all target linears; layer: the same fraction in every linear
+Scope = choices("Scope", "global", "layer")
+
+
+@dataclass
+class MagnitudeConfig(PrunerConfig):
+    name: str = "magnitude"
+    scope: Scope = Scope["global"]  # type: ignore[valid-type]
 
 
 class MagnitudePruner(Pruner):
     """Zero the smallest |w| of the target linear layers, globally or per layer."""
 
-    def __init__(self, cfg) -> None:
+    Config = MagnitudeConfig
+    kind = PrunerKind.unstructured
+
+    def __init__(self, cfg: Any) -> None:
         super().__init__(cfg)
-        if cfg.scope not in SCOPES:
-            raise PrunesweepError(f"pruner.scope={cfg.scope!r} is not one of {SCOPES}")
-        self.keeper = MaskKeeper(cfg.targets)
+        self.keeper = MaskKeeper(list(cfg.targets))
+
+    def record_fields(self) -> dict[str, Any]:
+        return {"scope": str(self.cfg.scope.value)}
 
     def check(self, model: PreTrainedModel) -> None:
         if not prunable_linears(model, self.cfg.targets):
@@ -50,5 +64,4 @@ class MagnitudePruner(Pruner):
         return PruneResult(target, achieved, time.perf_counter() - start, {"prunable_params": total})
 
     def after_update(self, model: PreTrainedModel) -> None:
-        """Zero the pruned positions again (after full fine-tuning steps or a LoRA merge)."""
         self.keeper.reapply(model)

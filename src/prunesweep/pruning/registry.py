@@ -1,25 +1,61 @@
-"""Map `pruner.name` to its implementation."""
+"""Turn the composed `pruner` node into its method: the YAML's `_target_` names the Pruner class, whose own
+`Config` dataclass types and checks the node (unknown keys, wrong types, closed choices, value ranges)."""
 
 from __future__ import annotations
+
+from typing import Any
+
+from hydra.utils import get_class
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from prunesweep.config import PrunerConfig
 from prunesweep.errors import PrunesweepError
 from prunesweep.pruning.base import Pruner
-from prunesweep.pruning.magnitude import MagnitudePruner
-from prunesweep.pruning.structural.llm_pruner import LLMPruner
 
-PRUNERS: dict[str, type[Pruner]] = {
-    "magnitude": MagnitudePruner,
-    "llm_pruner": LLMPruner,
-}
+NO_PRUNING = "none"  # pruner=none: the dense baseline only
 
 
-def build_pruner(cfg: PrunerConfig) -> Pruner | None:
-    """The pruner for `cfg`, or None for `pruner=none` (dense baseline)."""
-    if cfg.name == "none":
+def pruner_class(node: DictConfig) -> type[Pruner]:
+    """The Pruner class named by `node._target_`."""
+    target = node.get("_target_")
+    if not target:
+        raise PrunesweepError(f"pruner {node.get('name')!r} has no `_target_` (the Pruner class to use)")
+    try:
+        cls = get_class(target)
+    except Exception as exc:  # hydra wraps import errors in its own types
+        raise PrunesweepError(f"pruner._target_={target!r} cannot be imported: {exc}") from exc
+    if not (isinstance(cls, type) and issubclass(cls, Pruner)):
+        raise PrunesweepError(f"pruner._target_={target!r} is not a prunesweep Pruner")
+    return cls
+
+
+def typed_pruner_config(node: DictConfig) -> DictConfig:
+    """`node` merged onto its method's schema: defaults filled in, one clear line for a bad key/type/choice."""
+    schema = pruner_class(node).Config
+    try:
+        return OmegaConf.merge(OmegaConf.structured(schema), node)
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", None) or "pruner"
+        where = key if key.startswith("pruner") else f"pruner.{key}"
+        raise PrunesweepError(f"{where} ({node.get('name')}): {str(exc).splitlines()[0]}") from exc
+
+
+def build_pruner(node: DictConfig) -> Pruner | None:
+    """The pruner for a typed `pruner` node, or None for `pruner=none` (dense baseline)."""
+    if node.name == NO_PRUNING:
         return None
-    if cfg.name not in PRUNERS:
-        raise PrunesweepError(f"unknown pruner {cfg.name!r}; known: none, {', '.join(sorted(PRUNERS))}")
-    if not 0.0 <= cfg.rate < 1.0:
-        raise PrunesweepError(f"pruner.rate={cfg.rate} must be in [0, 1)")
-    return PRUNERS[cfg.name](cfg)
+    if not 0.0 <= node.rate < 1.0:
+        raise PrunesweepError(f"pruner.rate={node.rate} must be in [0, 1)")
+    return pruner_class(node)(node)
+
+
+def with_typed_pruner(cfg: DictConfig) -> DictConfig:
+    """The run config with its pruner node typed by the method's schema (for hashing and the pruner)."""
+    if cfg.pruner.name == NO_PRUNING:
+        typed: Any = OmegaConf.merge(OmegaConf.structured(PrunerConfig), cfg.pruner)
+    else:
+        typed = typed_pruner_config(cfg.pruner)
+    out = cfg.copy()
+    out.pruner = typed
+    return out

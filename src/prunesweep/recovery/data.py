@@ -45,7 +45,7 @@ class RecoveryData:
 
 def check_dataset(name: str, data_dir: str | Path) -> None:
     """Resolve `recovery.dataset` without loading or tokenising it; raise one clear line when it cannot be found."""
-    _locate(name, data_dir)
+    dataset_location(name, data_dir)
 
 
 def build_datasets(cfg: RecoveryConfig, tokenizer: PreTrainedTokenizerBase, data_dir: str | Path) -> RecoveryData:
@@ -89,7 +89,7 @@ def collate(examples: list[Example], pad_id: int) -> dict[str, torch.Tensor]:
     return {"input_ids": input_ids, "attention_mask": attention, "labels": labels}
 
 
-def _locate(name: str, data_dir: str | Path) -> Path | str:
+def dataset_location(name: str, data_dir: str | Path) -> Path | str:
     """A local file for offline names and paths, or the hub id string."""
     if name in ("alpaca", "c4"):
         return corpus_file(name, data_dir).path
@@ -111,7 +111,7 @@ def _locate(name: str, data_dir: str | Path) -> Path | str:
 
 
 def _load_records(name: str, data_dir: str | Path) -> tuple[list[dict], str]:
-    where = _locate(name, data_dir)
+    where = dataset_location(name, data_dir)
     if isinstance(where, str):
         return _hub_records(where), where
     source = f"{name if name in ('alpaca', 'c4', 'wikitext2') else where.name}@{file_sha256(where)[:16]}"

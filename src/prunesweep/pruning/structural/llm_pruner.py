@@ -4,19 +4,24 @@ physically remove the least important ones. `l2` and `random` are the same prune
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from transformers import PreTrainedModel
 
-from prunesweep.config import PrunerConfig
+from prunesweep.config import PrunerConfig, choices
 from prunesweep.errors import PrunesweepError
 from prunesweep.models.architecture import ATTENTION_UNITS, Architecture, require_architecture
-from prunesweep.pruning.base import PruneContext, Pruner, PruneResult, count_params
+from prunesweep.pruning.base import PruneContext, Pruner, PruneResult, PrunerKind, count_params
 from prunesweep.pruning.structural.groups import Group, remove_units
 from prunesweep.pruning.structural.importance import AGGREGATIONS, GRADIENT_BASED, IMPORTANCES, score_groups
 from prunesweep.pruning.structural.plan import capacity, plan_removal
 
-MODES = ("block", "channel")
+Importance = choices("Importance", *IMPORTANCES)
+Aggregation = choices("Aggregation", *AGGREGATIONS)
+Mode = choices("Mode", "block", "channel")
+AttentionUnit = choices("AttentionUnit", *ATTENTION_UNITS)
 DENSE_PARAMS_KEY = "prunesweep_dense_params"  # config attribute: saved with checkpoints, so resumes agree
 
 
@@ -32,26 +37,47 @@ def dense_params(model: PreTrainedModel) -> int:
     return int(getattr(model.config, DENSE_PARAMS_KEY))
 
 
+@dataclass
+class LLMPrunerConfig(PrunerConfig):
+    """`rate` = fraction of the dense model's total parameters removed (the group ratio is solved from it)."""
+
+    name: str = "llm_pruner"
+    importance: Importance = Importance["element1"]  # type: ignore[valid-type]
+    aggregation: Aggregation = Aggregation["sum"]  # type: ignore[valid-type]
+    mode: Mode = Mode["block"]  # type: ignore[valid-type]  # block: heads/KV groups + MLP channels; channel: hidden
+    # block mode prunes layers [layer_start, layer_end); None scales LLM-Pruner's LLaMA-7B [4, 30) of 32 layers:
+    # start = max(1, round(n / 8)), end = n - max(1, round(n / 16)) (SmolLM2's 30 layers -> [4, 28))
+    layer_start: int | None = None
+    layer_end: int | None = None  # exclusive
+    global_ranking: bool = False  # block mode: rank units across layers (non-uniform) instead of per layer
+    attention_unit: AttentionUnit = AttentionUnit["kv_group"]  # type: ignore[valid-type]
+    prune_attention: bool = True
+    prune_mlp: bool = True
+
+
 class LLMPruner(Pruner):
     """Structural pruning of attention heads / KV groups and MLP channels (`block`) or hidden dims (`channel`).
 
     `target` in `prune_to` is the cumulative fraction of the dense model's *total* parameters removed (tied
     embeddings counted once); the group ratio that achieves it is solved, and both are reported."""
 
-    structural = True
+    Config = LLMPrunerConfig
+    kind = PrunerKind.structural
 
-    def __init__(self, cfg: PrunerConfig) -> None:
+    def __init__(self, cfg: Any) -> None:
         super().__init__(cfg)
-        for key, allowed in (
-            ("importance", IMPORTANCES),
-            ("aggregation", AGGREGATIONS),
-            ("mode", MODES),
-            ("attention_unit", ATTENTION_UNITS),
-        ):
-            if getattr(cfg, key) not in allowed:
-                raise PrunesweepError(f"pruner.{key}={getattr(cfg, key)!r} is not one of {allowed}")
         if cfg.mode == "block" and not (cfg.prune_attention or cfg.prune_mlp):
             raise PrunesweepError("pruner.mode=block with prune_attention=false and prune_mlp=false prunes nothing")
+
+    @property
+    def uses_calibration(self) -> bool:
+        return self.cfg.importance in GRADIENT_BASED
+
+    def label(self) -> str:
+        return f"{self.cfg.name}.{self.cfg.importance.value}"
+
+    def record_fields(self) -> dict[str, Any]:
+        return {"importance": str(self.cfg.importance.value), "mode": str(self.cfg.mode.value)}
 
     def check(self, model: PreTrainedModel) -> None:
         arch = require_architecture(model)
@@ -95,9 +121,9 @@ class LLMPruner(Pruner):
         dense, before = dense_params(model), count_params(model)[0]
         to_remove = round(target * dense) - (dense - before)
         details: dict[str, float | int | str] = {
-            "mode": self.cfg.mode,
-            "importance": self.cfg.importance,
-            "aggregation": self.cfg.aggregation,
+            "mode": self.cfg.mode.value,
+            "importance": self.cfg.importance.value,
+            "aggregation": self.cfg.aggregation.value,
             "dense_params": dense,
             "params_before": before,
         }
@@ -106,7 +132,7 @@ class LLMPruner(Pruner):
             most = capacity(pools)
             if to_remove > most:
                 raise PrunesweepError(
-                    f"llm_pruner: rate {target:.3f} is out of reach for mode={self.cfg.mode} "
+                    f"llm_pruner: rate {target:.3f} is out of reach for mode={self.cfg.mode.value} "
                     f"(at most {(dense - before + most) / dense:.3f} of the parameters with these layers/units)"
                 )
             scores = self.scores(model, [g for pool in pools for g in pool], ctx, before)

@@ -1,0 +1,72 @@
+"""What a run's numbers depend on besides its settings: the bytes of every data file it reads and the versions
+of the code that computes them. Part of every store key and cell identity, so a changed data file (or another
+data dir, or an upgraded lm-eval) re-runs the work that read it instead of reusing stale numbers."""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from prunesweep.data.corpora import CORPUS_FILES, corpus_file
+from prunesweep.evaluation.tasks.loaders import DATASETS
+from prunesweep.hashing import content_key, file_sha256
+from prunesweep.models.loader import packaged_gguf_path
+from prunesweep.recovery.data import dataset_location
+
+CODE_PACKAGES = ("prunesweep", "torch", "transformers", "lm_eval", "peft", "torch_pruning")
+
+
+def code_versions() -> dict[str, str]:
+    """Versions of the packages that compute the numbers (read from metadata: nothing is imported)."""
+    return {package: version(package.replace("_", "-")) for package in CODE_PACKAGES}
+
+
+def benchmark_data(benchmark: DictConfig, data_dir: str) -> dict[str, str]:
+    """sha256 of every file the benchmark reads (perplexity corpora and offline task files)."""
+    files = [CORPUS_FILES[name] for name in benchmark.perplexity]
+    if benchmark.offline:
+        files += [rel for task in benchmark.tasks for rel in DATASETS[task].files]
+    return {rel: file_sha256(Path(data_dir) / rel) for rel in sorted(set(files))}
+
+
+def calibration_data(calibration: DictConfig, data_dir: str) -> str:
+    return corpus_file(calibration.dataset, data_dir).sha256
+
+
+def recovery_data(recovery: DictConfig, data_dir: str) -> str:
+    """sha256 of the recovery dataset file, or the hub id it is loaded from."""
+    where = dataset_location(recovery.dataset, data_dir)
+    return where if isinstance(where, str) else file_sha256(where)
+
+
+def model_source(model: DictConfig) -> tuple[str, str]:
+    """(where the base weights come from, a hash of them) without loading the model: the GGUF file's sha256,
+    a local folder's config + weight-file sizes, the hub revision, or the random-init config."""
+    if model.source == "gguf_package":
+        return f"{model.package}/{model.gguf_file}", file_sha256(packaged_gguf_path(model.package, model.gguf_file))[
+            :16
+        ]
+    if model.source == "random":
+        spec = {"architecture": model.architecture, "config": OmegaConf.to_container(model.random_config)}
+        return f"random:{model.architecture}", content_key(spec, length=16)
+    folder = Path(model.path).expanduser()
+    if folder.is_dir():
+        files = {p.name: p.stat().st_size for p in sorted(folder.glob("*.safetensors"))}
+        config = file_sha256(folder / "config.json") if (folder / "config.json").is_file() else None
+        return str(folder), content_key({"config": config, "weights": files}, length=16)
+    return model.path, model.revision or "main"
+
+
+def fingerprints(cfg: DictConfig, uses_calibration: bool) -> dict[str, Any]:
+    """Everything beyond the config that shapes a cell's results; validated inputs only (call after checks)."""
+    data_dir = cfg.paths.data_dir
+    prints: dict[str, Any] = {"code": code_versions(), "benchmark": benchmark_data(cfg.benchmark, data_dir)}
+    prints["model"] = model_source(cfg.model)[1]
+    if uses_calibration:
+        prints["calibration"] = calibration_data(cfg.pruner.calibration, data_dir)
+    if cfg.recovery.kind != "none":
+        prints["recovery"] = recovery_data(cfg.recovery, data_dir)
+    return prints
