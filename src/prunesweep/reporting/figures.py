@@ -17,7 +17,8 @@ from prunesweep.reporting.collect import EFFICIENCY_TASK, NOT_SET
 from prunesweep.reporting.tables import LOG_METRICS, OURS, PERCENT_METRICS, ROW_KEYS, STAGE_LABELS, Grid
 
 MARKERS = {"pruned": "o", "recovered": "^"}
-PANEL_SIZE = (8.0, 4.0)  # inches per panel, its legend to the right included
+PANEL_WIDTH, MIN_HEIGHT = 8.0, 4.0  # inches per panel (its legend to the right included)
+LEGEND_LINE = 0.16  # inches per x-small legend entry: the figure grows with its longest legend
 
 
 def _lines(frame: pd.DataFrame, keys: list[str]) -> list[tuple[str, tuple[str, ...], pd.DataFrame]]:
@@ -60,7 +61,8 @@ def _figure(grid: Grid, column: str, metric: str, panels: list) -> Figure:
     colour_keys = sorted({key for _, lines in panels for _, key, _ in lines})
     colours = {key: f"C{i % 10}" for i, key in enumerate(colour_keys)}  # one colour per method, ours and theirs
     scale = 100 if metric in PERCENT_METRICS else 1
-    fig = Figure(figsize=(PANEL_SIZE[0] * len(panels), PANEL_SIZE[1]))
+    entries = max(len(lines) for _, lines in panels)
+    fig = Figure(figsize=(PANEL_WIDTH * len(panels), max(MIN_HEIGHT, LEGEND_LINE * entries + 1.2)))
     for ax, (protocol, lines) in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels, strict=True):
         for label, key, points in lines:
             last = points.iloc[-1]
@@ -85,9 +87,9 @@ def _figure(grid: Grid, column: str, metric: str, panels: list) -> Figure:
 
 
 def png(fig: Figure) -> bytes:
-    """The figure as PNG bytes; `bbox_inches="tight"` keeps every label inside the image."""
+    """The figure as PNG bytes (its layout already fits every label and legend: no `bbox_inches` pass)."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    fig.savefig(buffer, format="png", dpi=100)
     return buffer.getvalue()
 
 
