@@ -1,4 +1,5 @@
-"""Paper tables from a hand-written outputs tree: pivot cells, duplicates, reference rows, files, CLI without torch."""
+"""Paper tables from a hand-written outputs tree: pivot cells, duplicates, reference rows, own tables per experiment,
+figures, the HTML page, CLI without torch."""
 
 from __future__ import annotations
 
@@ -6,21 +7,28 @@ import json
 import os
 import subprocess
 import sys
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from prunesweep.paths import project_root
-from prunesweep.report_cli import main
+from prunesweep.report_cli import grids, main
 from prunesweep.reporting import SPECS, build, collect, load_reference
-from prunesweep.reporting.tables import NO_DATA_CELL, display, to_markdown
+from prunesweep.reporting.collect import dedupe, tidy
+from prunesweep.reporting.figures import render
+from prunesweep.reporting.tables import MISSING_CELL, NO_DATA_CELL, NOT_STATED, display, to_markdown
+
+EXPERIMENTS_DIR = Path(project_root()) / "experiments"
+PPL_METRICS = {"ppl", "perplexity"}
 
 LLM_PRUNER_TASKS = {("wikitext2", "ppl"): 20.0, ("boolq", "acc"): 0.60, ("hellaswag", "acc_norm"): 0.40}
 MAGNITUDE_TASKS = {("lambada", "acc"): 0.30, ("lambada", "perplexity"): 30.0, ("nq_open", "exact_match"): 0.02}
-REFERENCE = """source,model,method,importance,rate,stage,task,metric,value,provenance
-paper,LLaMA-7B,dense,,0,dense,boolq,acc,73.18,test
-paper,LLaMA-7B,llm_pruner,l2,0.2,pruned,boolq,acc,59.8,test
+REFERENCE = """source,model,method,importance,rate,stage,task,metric,value,protocol,provenance
+paper,LLaMA-7B,dense,,0,dense,boolq,acc,73.18,0-shot,test
+paper,LLaMA-7B,llm_pruner,l2,0.2,pruned,boolq,acc,59.8,0-shot,test
 """
 
 
@@ -37,25 +45,42 @@ def write_run(
     tasks: dict[tuple[str, str], float],
     shift: float = 0.0,
     mtime: float = 1_000_000.0,
+    experiment: str | None = None,
+    model: str = "smollm2_135m",
+    pruner: dict | None = None,
 ) -> None:
-    """One run folder as the runner leaves it: results.jsonl, config.json, status.json."""
-    experiment = "gholami_table3" if method == "magnitude" else "llm_pruner_table1"
-    run = {"run_id": folder.name, "experiment": experiment, "model": "smollm2_135m", "method": method}
+    """One run folder as the runner leaves it: results.jsonl, config.json (with `pruner`), status.json."""
+    rows = records(method, importance, stages, tasks, shift, experiment, model)
+    folder.mkdir(parents=True)
+    (folder / "results.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    (folder / "config.json").write_text(json.dumps({"pruner": pruner or {}}))
+    (folder / "status.json").write_text(json.dumps({"state": "done"}))
+    os.utime(folder / "results.jsonl", (mtime, mtime))
+
+
+def records(
+    method: str,
+    importance: str | None,
+    stages: list[tuple[int, float, str]],
+    tasks: dict[tuple[str, str], float],
+    shift: float = 0.0,
+    experiment: str | None = None,
+    model: str = "smollm2_135m",
+) -> list[dict]:
+    """The records of one run as the runner writes them (perplexities with seq_len, tasks with num_fewshot)."""
+    experiment = experiment or ("gholami_table3" if method == "magnitude" else "llm_pruner_table1")
+    run = {"run_id": "r", "experiment": experiment, "model": model, "method": method}
     run |= {"importance": importance, "schedule": "oneshot", "recovery": "lora"}
     rows = []
     for step, rate, stage in stages:
         params = int(1e8 * (1 - rate))
         sizes = {"total_params": params, "nonzero_params": params, "achieved_sparsity": rate * 0.9}
         cell = {**run, **sizes, "step": step, "stage": stage, "requested_sparsity": rate}
-        rows += [
-            {**cell, "task": task, "metric": metric, "value": value(base, rate, stage, shift), "stderr": 0.01}
-            for (task, metric), base in tasks.items()
-        ]
-    folder.mkdir(parents=True)
-    (folder / "results.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
-    (folder / "config.json").write_text("{}")
-    (folder / "status.json").write_text(json.dumps({"state": "done"}))
-    os.utime(folder / "results.jsonl", (mtime, mtime))
+        for (task, metric), base in tasks.items():
+            protocol = {"seq_len": 128} if metric in PPL_METRICS else {"num_fewshot": 0}
+            row = {"task": task, "metric": metric, "value": value(base, rate, stage, shift), "stderr": 0.01}
+            rows.append({**cell, **protocol, **row})
+    return rows
 
 
 @pytest.fixture()
@@ -118,13 +143,147 @@ def test_task_without_offline_data_says_so(outputs: Path) -> None:
     assert NO_DATA_CELL in to_markdown(grid)
 
 
-def test_every_experiment_reference_csv_loads() -> None:
-    for name in SPECS:
-        ref = load_reference(Path(project_root()) / "experiments" / name / "reference.csv")
+# Rows of each paper's table as printed in ../shared/REFERENCES.md (garbled rows of Table 1 left out).
+REFERENCE_ROWS = {
+    "gholami_table3": (7, "Gholami & Omar 2023, Table 3"),
+    "gholami_table4": (7, "Gholami & Omar 2023, Table 4"),
+    "llm_pruner_table1": (24, "Ma et al. 2023 (LLM-Pruner), Table 1"),
+    "llm_pruner_table2": (7, "Ma et al. 2023 (LLM-Pruner), Table 2"),
+    "llm_pruner_table5": (4, "Ma et al. 2023 (LLM-Pruner), Table 5"),
+    "llm_pruner_table6": (4, "Ma et al. 2023 (LLM-Pruner), Table 6"),
+    "baselines": (11, ""),
+}
+
+
+def test_reference_rows_per_preset_cite_their_table() -> None:
+    assert set(REFERENCE_ROWS) == set(SPECS) == {p.name for p in EXPERIMENTS_DIR.iterdir() if p.is_dir()}
+    no_runs = tidy(pd.DataFrame())
+    for name, (rows, citation) in REFERENCE_ROWS.items():
+        path = EXPERIMENTS_DIR / name / "reference.csv"
+        ref = load_reference(path)
         assert ref["value"].notna().all(), name
-    table1 = load_reference(Path(project_root()) / "experiments" / "llm_pruner_table1" / "reference.csv")
-    dense = table1[(table1["stage"] == "dense") & (table1["task"] == "boolq")]
-    assert dense["value"].tolist() == [pytest.approx(0.7318)]
+        assert ref["provenance"].str.startswith(citation).all(), name
+        assert "README" not in path.read_text() or name == "baselines", name
+        grid = build(SPECS[name], no_runs, ref)
+        assert len(grid.wide) == rows, name
+        assert (grid.wide["source"] != "ours").all()
+    table1 = build(
+        SPECS["llm_pruner_table1"], no_runs, load_reference(EXPERIMENTS_DIR / "llm_pruner_table1" / "reference.csv")
+    )
+    wide = table1.wide
+    dense = wide[wide["stage"] == "dense"].set_index("model")
+    assert dense.loc["LLaMA-7B", "BoolQ"] == pytest.approx(0.7318)
+    assert dense.loc["LLaMA-7B (LLaMA paper)", "BoolQ"] == pytest.approx(0.765)
+    assert pd.isna(dense.loc["LLaMA-7B (LLaMA paper)", "WikiText2 ↓"])
+    channel = wide[(wide["rate"] == 0.5) & (wide["mode"] == "channel") & (wide["stage"] == "recovered")]
+    assert channel["WikiText2 ↓"].tolist() == [1122.15] and channel["Average"].isna().all()  # printed without one
+    assert cell(wide, 0.2, "element1+2", "pruned", "Average", source="paper") == pytest.approx(0.5739)
+    assert wide[(wide["rate"] == 0.5) & (wide["variant"] == "element1") & (wide["stage"] == "pruned")].empty
+    table6 = build(
+        SPECS["llm_pruner_table6"], no_runs, load_reference(EXPERIMENTS_DIR / "llm_pruner_table6" / "reference.csv")
+    )
+    assert table6.wide["rate"].isna().all() and set(display(table6)["Rate"]) == {NOT_STATED}
+    assert table6.wide.set_index("aggregation").loc["last", "PTB ↓"] == pytest.approx(170.875)
+
+
+def smoke_run(folder: Path) -> None:
+    """What `prunesweep experiment=smoke` leaves: a tiny model, iterative magnitude, PPL + PIQA, no recovery."""
+    stages = [(0, 0.0, "dense"), (1, 0.25, "pruned"), (2, 0.5, "pruned")]
+    tasks = {("wikitext2", "ppl"): 250.0, ("piqa", "acc"): 0.4, ("piqa", "acc_norm"): 0.7}
+    write_run(folder, "magnitude", None, stages, tasks, experiment="smoke", model="tiny_llama")
+
+
+def test_each_experiment_fills_its_own_table_unless_runs_are_named(outputs: Path) -> None:
+    smoke_run(outputs / "runs" / "smoke" / "2024-02-01")
+    tables = grids(collect(outputs), EXPERIMENTS_DIR, None)
+    assert set(tables) == {*SPECS, "smoke"}
+    smoke = tables["smoke"].wide
+    assert set(smoke["model"]) == {"tiny_llama"} and (smoke["source"] == "ours").all()
+    assert smoke.loc[smoke["rate"] == 0.5, "wikitext2/ppl"].tolist() == [pytest.approx(value(250.0, 0.5, "pruned", 0))]
+    assert {"piqa/acc", "piqa/acc_norm", "Achieved sparsity"} <= set(smoke.columns)
+    for name in ("gholami_table3", "llm_pruner_table1", "llm_pruner_table2"):
+        assert "tiny_llama" not in set(tables[name].wide["model"]), name
+    assert "smollm2_135m" not in set(tables["llm_pruner_table2"].wide["model"])  # its preset has no runs here
+    named = grids(collect(outputs, experiments=["smoke"]), EXPERIMENTS_DIR, ["smoke"])
+    gholami = named["gholami_table3"].wide
+    assert set(gholami.loc[gholami["source"] == "ours", "model"]) == {"tiny_llama"}
+    assert (gholami["source"] == "paper").sum() == REFERENCE_ROWS["gholami_table3"][0]
+    assert named["llm_pruner_table1"].wide["source"].eq("paper").all()  # smoke has no llm_pruner rows, nor its dense
+
+
+def test_paper_table_puts_its_reference_rows_beside_ours(tmp_path: Path) -> None:
+    iterative = [
+        (0, 0.0, "dense"),
+        *[(i, rate, stage) for i, rate in enumerate((0.1, 0.3, 0.5), 1) for stage in ("pruned", "recovered")],
+    ]
+    write_run(tmp_path / "runs" / "gholami_table3" / "a", "magnitude", None, iterative, MAGNITUDE_TASKS)
+    wide = grids(collect(tmp_path), EXPERIMENTS_DIR, None)["gholami_table3"].wide
+    for rate in (0.1, 0.3, 0.5):
+        rows = wide[(wide["rate"] == rate) & (wide["stage"] == "recovered")]
+        assert list(rows["source"]) == ["ours", "paper"] and rows.index[1] == rows.index[0] + 1
+    assert cell(wide, 0.3, "magnitude", "recovered", "LAMBADA ppl", source="paper") == pytest.approx(10.5)
+    assert cell(wide, 0.3, "magnitude", "recovered", "LAMBADA ppl") == pytest.approx(value(30.0, 0.3, "recovered", 0))
+    assert cell(wide, 0.5, "magnitude", "recovered", "#Params (non-zero)", source="paper") == 475e6
+    shown = display(grids(collect(tmp_path), EXPERIMENTS_DIR, None)["gholami_table3"])
+    assert shown.loc[shown["Source"] == "ours", "StoryCloze"].eq(MISSING_CELL).all()  # a task we did not measure
+
+
+def test_missing_fields_and_unmeasured_columns_are_empty_cells() -> None:
+    bare = [
+        {
+            "model": "m",
+            "method": "llm_pruner",
+            "stage": stage,
+            "requested_sparsity": rate,
+            "task": "boolq",
+            "metric": "acc",
+            "value": 0.6,
+            "step": step,
+        }
+        for step, rate, stage in [(0, 0.0, "dense"), (1, 0.2, "pruned")]
+    ]
+    data = tidy(pd.DataFrame(bare).assign(run_dir="x", mtime=0.0, state="done"))
+    grid = build(SPECS["llm_pruner_table1"], dedupe(data).data, load_reference(Path("missing.csv")))
+    assert grid.wide["BoolQ"].tolist() == [0.6, 0.6] and grid.wide["PIQA"].isna().all()
+    shown = display(grid)
+    assert shown["PIQA"].eq(MISSING_CELL).all() and shown["Average"].eq(MISSING_CELL).all()
+    assert shown["Protocol"].eq(MISSING_CELL).all() and list(shown["Method"]) == ["dense", "llm_pruner"]
+    for spec in SPECS.values():  # no runs and no reference rows: an empty table, not an error
+        assert "(no rows)" in to_markdown(build(spec, tidy(pd.DataFrame()), load_reference(Path("missing.csv"))))
+
+
+def test_figures_keep_labels_inside_and_share_axes_only_for_one_protocol(outputs: Path, tmp_path: Path) -> None:
+    (tmp_path / "reference.csv").write_text(REFERENCE)
+    grid = build(SPECS["llm_pruner_table1"], collect(outputs).data, load_reference(tmp_path / "reference.csv"))
+    figures = render(grid)
+    (ax,) = figures["boolq"].axes  # ours and the paper's 0-shot BoolQ: one panel
+    styles = {line.get_label(): line.get_linestyle() for line in ax.get_lines()}
+    assert styles["paper (LLaMA-7B): l2 w/o tune"] == "--" and styles["l2 w/o tune"] == "-"
+    assert ax.get_ylabel() == "BoolQ (%)" and ax.get_xlabel() == "pruning rate (requested)"
+    for fig in figures.values():
+        renderer = FigureCanvasAgg(fig).get_renderer()
+        fig.tight_layout()
+        for ax in fig.axes:
+            for artist in (ax.yaxis.label, ax.xaxis.label, ax.get_legend()):
+                box = artist.get_window_extent(renderer)
+                assert box.x0 >= 0 and box.y0 >= 0 and box.x1 <= fig.bbox.x1 and box.y1 <= fig.bbox.y1, ax.get_ylabel()
+    grid.long.loc[grid.long["source"] == "paper", "protocol"] = "seq 4096"
+    split = render(grid)["boolq"].axes
+    assert [ax.get_title() for ax in split] == ["protocol: 0-shot", "protocol: seq 4096"]
+    assert [len(ax.get_lines()) for ax in split] == [4, 1]  # l2/random x pruned/recovered; the paper's l2
+
+
+class _Links(HTMLParser):
+    """Every tag name and every src/href value of a page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.links: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        self.links += [value or "" for name, value in attrs if name in {"src", "href"}]
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -135,24 +294,51 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60)
 
 
-def test_cli_writes_all_tables_and_figures_without_torch(outputs: Path, tmp_path: Path) -> None:
-    (tmp_path / "experiments" / "llm_pruner_table1").mkdir(parents=True)
+def test_cli_writes_all_tables_figures_and_a_self_contained_page_without_torch(outputs: Path, tmp_path: Path) -> None:
+    smoke_run(outputs / "runs" / "smoke" / "2024-02-01")
+    (tmp_path / "experiments" / "llm_pruner_table1").mkdir(parents=True)  # few reference rows: fewer figures, fast
     (tmp_path / "experiments" / "llm_pruner_table1" / "reference.csv").write_text(REFERENCE)
-    done = run_cli(str(outputs), "--experiments-dir", str(tmp_path / "experiments"))
+    page = tmp_path / "report.html"
+    done = run_cli(str(outputs), "--html", str(page), "--experiments-dir", str(tmp_path / "experiments"))
     assert done.returncode == 0, done.stderr
     out = outputs / "tables"
-    for name in SPECS:
+    names = [*SPECS, "smoke"]
+    for name in names:
         for suffix in (".md", ".tex", ".csv"):
             assert (out / f"{name}{suffix}").stat().st_size > 0
+    for name in SPECS:
         assert f"### {SPECS[name].title}" in done.stdout
+    assert "### Experiment smoke: every measured metric by pruning rate" in done.stdout
     assert (out / "llm_pruner_table1" / "boolq.png").read_bytes()[:4] == b"\x89PNG"
     assert (out / "gholami_table3" / "lambada_ppl.png").is_file()
+    assert (out / "smoke" / "wikitext2_ppl.png").is_file()
     assert not (out / "llm_pruner_table1" / "params.png").exists()  # efficiency is drawn in table 2 only
-    assert (out / "llm_pruner_table2" / "achieved_sparsity.png").is_file()
     assert "\\toprule" in (out / "llm_pruner_table1.tex").read_text()
-    assert "| 20% | l2 | w/o tune | paper | LLaMA-7B |" in (out / "llm_pruner_table1.md").read_text()
-    tidy = pd.read_csv(out / "results_tidy.csv")
-    assert tidy["run_dir"].nunique() == 7 and tidy["superseded"].any() and not tidy["superseded"].all()
+    assert "| 20% | l2 | w/o tune | paper | LLaMA-7B | 0-shot |" in (out / "llm_pruner_table1.md").read_text()
+    tidy_csv = pd.read_csv(out / "results_tidy.csv")
+    assert tidy_csv["run_dir"].nunique() == 8 and tidy_csv["superseded"].any() and not tidy_csv["superseded"].all()
+    text = page.read_text()
+    parsed = _Links()
+    parsed.feed(text)
+    assert not {"script", "link", "iframe"} & set(parsed.tags)
+    assert parsed.links and all(link.startswith(("data:image/png;base64,", "#")) for link in parsed.links)
+    assert parsed.tags.count("table") == len(names)
+    figures = sum(1 for name in names for _ in (out / name).glob("*.png"))
+    assert parsed.tags.count("img") == figures > 0
+    for name in names:
+        assert f'<section id="{name}">' in text
+    assert "Ma et al. 2023 (LLM-Pruner), Table 6: aggregation" in text and "<td>59.80</td>" in text  # a paper cell
+
+
+def test_cli_puts_named_runs_into_the_chosen_paper_table(outputs: Path) -> None:
+    assert (
+        main([str(outputs), "--experiments", "llm_pruner_table1,gholami_table3", "--table", "llm_pruner_table2"]) == 0
+    )
+    table = pd.read_csv(outputs / "tables" / "llm_pruner_table2.csv")
+    ours = table[table["source"] == "ours"]
+    assert set(ours["variant"]) == {"dense", "l2", "random", "magnitude"}
+    assert (outputs / "tables" / "llm_pruner_table2" / "achieved_sparsity.png").is_file()
+    assert not (outputs / "tables" / "llm_pruner_table1.md").exists()
 
 
 def test_bad_inputs_fail_in_one_line(tmp_path: Path, monkeypatch, capsys) -> None:
@@ -163,3 +349,6 @@ def test_bad_inputs_fail_in_one_line(tmp_path: Path, monkeypatch, capsys) -> Non
     assert main([str(tmp_path / "outputs"), "--wandb-project", "me/sweep"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("prunesweep-report: error: --wandb-project me/sweep")
+    assert main([str(tmp_path / "outputs"), "--table", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--table nope: no such table (have: gholami_table3" in err

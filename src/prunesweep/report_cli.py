@@ -3,26 +3,53 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
 from prunesweep.atomic import write_text
 from prunesweep.errors import PrunesweepError
 from prunesweep.paths import project_root
-from prunesweep.reporting.collect import collect
+from prunesweep.reporting.collect import Collection, collect
 from prunesweep.reporting.figures import draw
-from prunesweep.reporting.tables import SPECS, build, load_reference, to_csv, to_latex, to_markdown
+from prunesweep.reporting.html import page, section
+from prunesweep.reporting.tables import (
+    SPECS,
+    Grid,
+    build,
+    experiment_spec,
+    load_reference,
+    to_csv,
+    to_latex,
+    to_markdown,
+)
+
+
+def _names(text: str) -> list[str]:
+    return [name for name in text.split(",") if name]
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="prunesweep-report",
-        description="Collect results.jsonl files below OUTPUTS_DIR and write the papers' grids beside their numbers.",
+        description="Collect results.jsonl files below OUTPUTS_DIR and write the papers' grids beside their numbers. "
+        "Each paper table shows the runs of its own preset (experiment_name = table name); every other experiment "
+        "gets a rate-vs-metric table of its own.",
     )
     parser.add_argument("outputs_dir", type=Path, metavar="OUTPUTS_DIR")
     parser.add_argument("--out", type=Path, help="where tables and figures go (default: OUTPUTS_DIR/tables)")
-    parser.add_argument("--table", choices=[*SPECS, "all"], default="all")
-    parser.add_argument("--experiment", help="only runs whose experiment_name is this")
+    parser.add_argument(
+        "--table", action="extend", type=_names, metavar="NAME[,NAME]", help="only these tables (default: all)"
+    )
+    parser.add_argument(
+        "--experiments",
+        "--experiment",
+        action="extend",
+        type=_names,
+        metavar="NAME[,NAME]",
+        help="only the runs of these experiments, and put them into every paper table instead of each preset's own",
+    )
+    parser.add_argument("--html", type=Path, metavar="OUT.html", help="also write one self-contained HTML page")
     parser.add_argument("--wandb-project", metavar="P", help="also import runs of W&B project P (needs the W&B API)")
     parser.add_argument(
         "--experiments-dir",
@@ -33,31 +60,50 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def grids(collection: Collection, experiments_dir: Path, named: list[str] | None) -> dict[str, Grid]:
+    """Every paper table (its preset's runs, or the `named` experiments' runs) and one table per other experiment."""
+    sources = {name: named or [name] for name in SPECS}
+    sources |= {experiment: [experiment] for experiment in collection.experiments if experiment not in SPECS}
+    built = {}
+    for name, experiments in sources.items():
+        runs = collection.only(experiments)
+        spec = SPECS.get(name) or experiment_spec(name, runs.data)
+        grid = build(spec, runs.data, load_reference(experiments_dir / name / "reference.csv"))
+        grid.notes.insert(0, f"Our rows: the runs of experiment {', '.join(experiments)}.")
+        if runs.superseded:
+            grid.notes.append(
+                f"{runs.superseded} (run, cell) measurements were superseded: where several runs measured the "
+                "same cell (re-runs, every cell's dense baseline) the newest results.jsonl (mtime) wins, ties by run path."
+            )
+        built[name] = grid
+    return built
+
+
 def report(args: argparse.Namespace) -> list[str]:
-    """Write every requested table and its figures; returns the Markdown of each."""
-    collection = collect(args.outputs_dir, args.wandb_project, args.experiment)
-    data = collection.data
+    """Write every requested table, its figures and optionally the HTML page; returns the Markdown of each table."""
+    collection = collect(args.outputs_dir, args.wandb_project, args.experiments)
+    tables = grids(collection, args.experiments_dir, args.experiments)
+    unknown = sorted(set(args.table or []) - set(tables))
+    if unknown:
+        raise PrunesweepError(f"--table {','.join(unknown)}: no such table (have: {', '.join(tables)})")
     out = args.out or args.outputs_dir / "tables"
     write_text(out / "results_tidy.csv", collection.records.to_csv(index=False))
-    if data.empty:
+    if collection.records.empty:
         print(
             f"prunesweep-report: no results found below {args.outputs_dir}; tables hold reference rows only",
             file=sys.stderr,
         )
-    markdowns = []
-    for name in SPECS if args.table == "all" else [args.table]:
-        grid = build(SPECS[name], data, load_reference(args.experiments_dir / name / "reference.csv"))
-        if collection.superseded:
-            grid.notes.append(
-                f"{collection.superseded} (run, cell) measurements were superseded: where several runs measured the "
-                "same cell (re-runs, every cell's dense baseline) the newest results.jsonl (mtime) wins, ties by run path."
-            )
+    markdowns, sections = [], {}
+    for name in args.table or tables:
+        grid, stem = tables[name], re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
         markdown = to_markdown(grid)
-        write_text(out / f"{name}.md", markdown)
-        write_text(out / f"{name}.tex", to_latex(grid))
-        write_text(out / f"{name}.csv", to_csv(grid))
-        draw(grid, out / name)
+        write_text(out / f"{stem}.md", markdown)
+        write_text(out / f"{stem}.tex", to_latex(grid))
+        write_text(out / f"{stem}.csv", to_csv(grid))
+        sections[name] = section(name, grid, draw(grid, out / stem))
         markdowns.append(markdown)
+    if args.html:
+        write_text(args.html, page(f"prunesweep report: {args.outputs_dir}", sections))
     return markdowns
 
 

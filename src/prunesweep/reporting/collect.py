@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,11 +17,15 @@ from prunesweep.results import RESULTS_FILE, read_results
 # Per-stage record fields that are reported as metrics of the pseudo-task "efficiency".
 EFFICIENCY_TASK = "efficiency"
 STAGE_FIELDS = ("total_params", "nonzero_params", "achieved_sparsity", "checkpoint_bytes")
+# Pruner options that tell cells of one method apart (a table shows one as a column when its rows differ in it).
+# Taken from the records when they carry them, else from the run's config.json (`pruner.<option>`).
+DETAIL_KEYS = ("mode", "aggregation", "grouping", "pattern")
 # What makes two measurements the same table cell; the dense baseline is one cell per model.
-CELL_KEY = ["model", "method", "importance", "schedule", "recovery", "rate", "stage"]
+CELL_KEY = ["model", "method", "importance", *DETAIL_KEYS, "schedule", "recovery", "rate", "stage"]
 KEY = [*CELL_KEY, "task", "metric"]
 SKIP_DIRS = {"checkpoints", "wandb"}
 NOT_SET = "-"
+UNNAMED = "unnamed"  # experiment of records that carry no experiment name
 
 
 @dataclass
@@ -28,6 +33,15 @@ class Collection:
     """Every tidy measurement; `superseded` marks those a newer run measured again for the same cell."""
 
     records: pd.DataFrame
+
+    @property
+    def experiments(self) -> list[str]:
+        """The experiment names of the collected runs, sorted."""
+        return sorted(set(self.records["experiment"]))
+
+    def only(self, experiments: Iterable[str]) -> Collection:
+        """The runs of `experiments` alone, deduplicated among themselves."""
+        return dedupe(self.records[self.records["experiment"].isin(list(experiments))].drop(columns="superseded"))
 
     @property
     def data(self) -> pd.DataFrame:
@@ -55,6 +69,13 @@ def _status(run_dir: Path) -> str:
     return json.loads(status.read_text()).get("state", "unknown") if status.is_file() else "unknown"
 
 
+def _pruner_details(run_dir: Path) -> dict[str, str]:
+    """The run's DETAIL_KEYS options from its config.json (`pruner` section); empty if there is none."""
+    config = run_dir / "config.json"
+    pruner = json.loads(config.read_text()).get("pruner", {}) if config.is_file() else {}
+    return {key: str(pruner[key]) for key in DETAIL_KEYS if pruner.get(key) is not None}
+
+
 def load_outputs(root: Path) -> pd.DataFrame:
     """Raw records of every run below `root`, tagged with run_dir, mtime (of results.jsonl) and state."""
     if not root.is_dir():
@@ -62,6 +83,8 @@ def load_outputs(root: Path) -> pd.DataFrame:
     frames = []
     for path in find_results(root):
         frame = pd.DataFrame(read_results(path))
+        for key, value in _pruner_details(path.parent).items():
+            frame[key] = frame[key].fillna(value) if key in frame else value
         frame["run_dir"] = str(path.parent.relative_to(root))
         frame["mtime"] = path.stat().st_mtime
         frame["state"] = _status(path.parent)
@@ -106,21 +129,33 @@ def _stage_metrics(raw: pd.DataFrame) -> pd.DataFrame:
     return melted.dropna(subset=["value"]).assign(task=EFFICIENCY_TASK)
 
 
+def _protocol(data: pd.DataFrame) -> pd.Series:
+    """How each value was measured, in reference.csv's words: `seq N` (perplexity window, efficiency probe length),
+    `N-shot` (lm-eval tasks), NOT_SET for counts."""
+    seq = data["seq_len"].map(lambda n: f"seq {int(n)}", na_action="ignore")
+    shots = data["num_fewshot"].map(lambda n: f"{int(n)}-shot", na_action="ignore")
+    return seq.fillna(shots).fillna(NOT_SET).mask(data["metric"].isin(STAGE_FIELDS), NOT_SET)
+
+
 def tidy(raw: pd.DataFrame) -> pd.DataFrame:
     """Normalise raw records: rate column, dense rows as one baseline per model, per-stage fields as metrics."""
     if raw.empty:
-        return pd.DataFrame(columns=[*KEY, "value", "run_dir", "mtime", "state", "experiment"])
+        return pd.DataFrame(columns=[*KEY, "value", "protocol", "run_dir", "mtime", "state", "experiment"])
     raw = raw.copy()
-    for column in ("importance", "schedule", "recovery", "experiment", "stderr", "checkpoint_bytes"):
+    labels = ["importance", *DETAIL_KEYS, "schedule", "recovery"]
+    for column in (*labels, "experiment", "stderr", "checkpoint_bytes", "seq_len", "num_fewshot"):
         if column not in raw:
             raw[column] = None
     data = pd.concat([_stage_metrics(raw), raw], ignore_index=True)  # logged efficiency records win duplicates
     data["rate"] = data["requested_sparsity"].astype(float).round(4)
     dense = data["stage"] == "dense"
-    data.loc[dense, ["method", "importance", "schedule", "recovery"]] = "dense", NOT_SET, NOT_SET, NOT_SET
+    data.loc[dense, "method"] = "dense"
+    data.loc[dense, labels] = NOT_SET
     data.loc[dense, "rate"] = 0.0
-    data[["importance", "schedule", "recovery"]] = data[["importance", "schedule", "recovery"]].fillna(NOT_SET)
+    data[labels] = data[labels].fillna(NOT_SET).astype(str)
+    data["experiment"] = data["experiment"].fillna(UNNAMED)
     data["value"] = pd.to_numeric(data["value"], errors="coerce")
+    data["protocol"] = _protocol(data)
     return data[[*KEY, "value", *(c for c in data.columns if c not in {*KEY, "value"})]]
 
 
@@ -131,10 +166,10 @@ def dedupe(data: pd.DataFrame) -> Collection:
     return Collection(data.assign(superseded=~latest.reindex(data.index)))
 
 
-def collect(root: Path, wandb_project: str | None = None, experiment: str | None = None) -> Collection:
-    """Tidy, deduplicated results of every run under `root` (plus W&B `wandb_project`), optionally of one experiment."""
+def collect(root: Path, wandb_project: str | None = None, experiments: Iterable[str] | None = None) -> Collection:
+    """Tidy, deduplicated results of every run under `root` (plus W&B `wandb_project`), optionally of `experiments`."""
     raw = load_outputs(root)
     if wandb_project:
         raw = pd.concat([raw, load_wandb(wandb_project)], ignore_index=True)
     data = tidy(raw)
-    return dedupe(data[data["experiment"] == experiment] if experiment else data)
+    return dedupe(data[data["experiment"].isin(list(experiments))] if experiments is not None else data)

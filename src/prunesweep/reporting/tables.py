@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from prunesweep.errors import PrunesweepError
-from prunesweep.reporting.collect import EFFICIENCY_TASK, NOT_SET
+from prunesweep.reporting.collect import DETAIL_KEYS, EFFICIENCY_TASK, NOT_SET
 
 OURS = "ours"
 PERCENT_METRICS = {"acc", "acc_norm", "exact_match"}
@@ -17,13 +17,17 @@ LOG_METRICS = {"ppl", "perplexity"}
 NO_OFFLINE_DATA = {"triviaqa"}
 NO_DATA_CELL = "n/a (no offline data)"
 MISSING_CELL = "–"
-STAGE_LABELS = {"dense": "–", "pruned": "w/o tune", "recovered": "w/ tune"}
+NOT_STATED = "not stated"  # a reference row whose paper does not say its rate or tuning stage
+STAGE_LABELS = {"dense": "–", "pruned": "w/o tune", "recovered": "w/ tune", NOT_SET: NOT_STATED}
 STAGE_ORDER = {stage: i for i, stage in enumerate(STAGE_LABELS)}
 ROW_KEYS = ["rate", "variant", "stage", "source", "model"]
 # Identity columns that become extra row keys only when the collected runs differ in them.
 OPTIONAL_KEYS = ["schedule", "recovery"]
 REFERENCE_COLUMNS = ["source", "model", "method", "importance", "rate", "stage", "task", "metric", "value"]
+# reference.csv columns that may be left out (read as NOT_SET): pruner options and how the paper measured.
+OPTIONAL_REFERENCE_COLUMNS = ["importance", *DETAIL_KEYS, "protocol"]
 AVERAGE = "Average"
+AVERAGE_TASK = "average"  # reference.csv rows with task `average`, metric `acc`: the paper's printed average
 
 
 @dataclass(frozen=True)
@@ -41,9 +45,10 @@ class TableSpec:
 
     name: str
     title: str
-    methods: tuple[str, ...]
+    methods: tuple[str, ...]  # empty: every method
     columns: tuple[Column, ...]
     average: tuple[str, ...] = ()
+    keys: tuple[str, ...] = ()  # DETAIL_KEYS always shown as row keys (the grid's own axis, e.g. aggregation)
 
 
 def _eff(metric: str, label: str) -> Column:
@@ -70,6 +75,16 @@ def _gholami(number: int, topic: str, *tasks: Column) -> TableSpec:
     return TableSpec(f"gholami_table{number}", title, ("magnitude",), (NONZERO, ACHIEVED, *tasks))
 
 
+LLM_PRUNER_AVERAGE = tuple(column.label for column in LLM_PRUNER_TASKS)
+WIKITEXT2, PTB = Column("wikitext2", "ppl", "WikiText2 ↓"), Column("ptb", "ppl", "PTB ↓")
+LLM_PRUNER_COLUMNS = (PARAMS, ACHIEVED, WIKITEXT2, PTB, *LLM_PRUNER_TASKS)  # Tables 1 and 5
+
+
+def _task(label: str) -> Column:
+    (column,) = (c for c in LLM_PRUNER_TASKS if c.label == label)
+    return column
+
+
 SPECS: dict[str, TableSpec] = {
     spec.name: spec
     for spec in (
@@ -92,14 +107,8 @@ SPECS: dict[str, TableSpec] = {
             "llm_pruner_table1",
             "Ma et al. 2023 (LLM-Pruner), Table 1: zero-shot performance, w/o and w/ LoRA tuning",
             ("llm_pruner",),
-            (
-                PARAMS,
-                ACHIEVED,
-                Column("wikitext2", "ppl", "WikiText2 ↓"),
-                Column("ptb", "ppl", "PTB ↓"),
-                *LLM_PRUNER_TASKS,
-            ),
-            average=tuple(column.label for column in LLM_PRUNER_TASKS),
+            LLM_PRUNER_COLUMNS,
+            average=LLM_PRUNER_AVERAGE,
         ),
         TableSpec(
             "llm_pruner_table2",
@@ -114,9 +123,51 @@ SPECS: dict[str, TableSpec] = {
                 _eff("latency_s", "Latency (s)"),
                 _eff("checkpoint_bytes", "Checkpoint"),
             ),
+            keys=("mode",),
+        ),
+        TableSpec(
+            "llm_pruner_table5",
+            "Ma et al. 2023 (LLM-Pruner), Table 5: dependency-based groups vs each weight matrix on its own importance",
+            ("llm_pruner",),
+            LLM_PRUNER_COLUMNS,
+            average=LLM_PRUNER_AVERAGE,
+            keys=("grouping",),
+        ),
+        TableSpec(
+            "llm_pruner_table6",
+            "Ma et al. 2023 (LLM-Pruner), Table 6: aggregation of group importance (sum / max / prod / last)",
+            ("llm_pruner",),
+            (PARAMS, ACHIEVED, WIKITEXT2, PTB, _task("ARC-e"), _task("PIQA"), _task("OBQA")),
+            keys=("aggregation",),
+        ),
+        TableSpec(
+            "baselines",
+            "Field baselines: magnitude, Wanda, SparseGPT, OWL, layer removal by rate and N:M pattern",
+            (),
+            (
+                PARAMS,
+                NONZERO,
+                ACHIEVED,
+                WIKITEXT2,
+                Column("piqa", "acc", "PIQA"),
+                Column("arc_easy", "acc", "ARC-e"),
+                Column("boolq", "acc", "BoolQ"),
+            ),
+            keys=("pattern",),
         ),
     )
 }
+# Efficiency columns in the order a table of any experiment shows them.
+EFFICIENCY_COLUMNS = SPECS["llm_pruner_table2"].columns
+
+
+def experiment_spec(name: str, data: pd.DataFrame) -> TableSpec:
+    """The rate-vs-metric table of an experiment no paper table belongs to: every (task, metric) it measured."""
+    measured = list(dict.fromkeys(zip(data["task"], data["metric"], strict=True)))
+    efficiency = [c for c in EFFICIENCY_COLUMNS if (c.task, c.metric) in measured]
+    tasks = [Column(task, metric, f"{task}/{metric}") for task, metric in measured if task != EFFICIENCY_TASK]
+    title = f"Experiment {name}: every measured metric by pruning rate"
+    return TableSpec(name, title, (), (*efficiency, *tasks))
 
 
 @dataclass
@@ -135,13 +186,16 @@ def load_reference(path: Path) -> pd.DataFrame:
     ref = pd.DataFrame(columns=REFERENCE_COLUMNS)
     if path.is_file():
         ref = pd.read_csv(path, dtype={"importance": "string"}, keep_default_na=False, na_values=[""])
-    missing = set(REFERENCE_COLUMNS) - set(ref.columns)
+    missing = set(REFERENCE_COLUMNS) - set(ref.columns) - set(OPTIONAL_REFERENCE_COLUMNS)
     if missing:
         raise PrunesweepError(f"{path}: missing columns {sorted(missing)}")
-    duplicated = ref.duplicated(REFERENCE_COLUMNS[:-1])
+    ref = ref.reindex(columns=list(dict.fromkeys([*ref.columns, *OPTIONAL_REFERENCE_COLUMNS])))
+    labels = [*OPTIONAL_REFERENCE_COLUMNS, "stage"]  # an empty stage: the paper does not say
+    ref[labels] = ref[labels].astype("string").fillna(NOT_SET).astype(str)
+    ref["rate"] = pd.to_numeric(ref["rate"])  # empty: the paper does not state it
+    duplicated = ref.duplicated([c for c in ref.columns if c in {*REFERENCE_COLUMNS, *DETAIL_KEYS} - {"value"}])
     if duplicated.any():
         raise PrunesweepError(f"{path}: duplicate reference rows, first at line {duplicated.idxmax() + 2}")
-    ref["importance"] = ref["importance"].fillna(NOT_SET)
     ref["value"] = ref["value"].where(~ref["metric"].isin(PERCENT_METRICS), ref["value"] / 100)
     return ref.assign(schedule=NOT_SET, recovery=NOT_SET)
 
@@ -151,34 +205,73 @@ def _variant(frame: pd.DataFrame) -> pd.Series:
     return frame["importance"].where(frame["importance"] != NOT_SET, frame["method"]).astype(str)
 
 
-def _select(frame: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
-    """The spec's methods (and the dense baselines) and columns, labelled with row variant and column header."""
-    columns = pd.DataFrame([vars(c) for c in spec.columns]).rename(columns={"label": "column"})
-    chosen = frame[frame["method"].isin([*spec.methods, "dense"])].merge(columns, on=["task", "metric"])
+def _select(frame: pd.DataFrame, spec: TableSpec, columns: tuple[Column, ...], all_dense: bool) -> pd.DataFrame:
+    """The spec's methods and columns, labelled with row variant and column header; dense baselines of the models
+    those methods pruned (or every dense row: `all_dense`)."""
+    table = pd.DataFrame([vars(c) for c in columns], columns=["task", "metric", "label"]).rename(
+        columns={"label": "column"}
+    )
+    dense = frame["method"] == "dense"
+    pruned = ~dense if not spec.methods else frame["method"].isin(spec.methods)
+    if not all_dense:
+        dense &= frame["model"].isin(set(frame.loc[pruned, "model"]))
+    chosen = frame[pruned | dense].merge(table, on=["task", "metric"])
     return chosen.assign(variant=_variant(chosen))
+
+
+def _differs(frame: pd.DataFrame, key: str, stated_only: bool = False) -> bool:
+    """Whether the non-dense rows hold more than one value of `key` (not counting unstated ones if `stated_only`)."""
+    values = frame.loc[frame["stage"] != "dense", key]
+    return (values[values != NOT_SET] if stated_only else values).nunique() > 1
+
+
+def _protocols(long: pd.DataFrame, keys: list[str]) -> pd.Series:
+    """Per row, every way its cells were measured ("0-shot, seq 128"), NOT_SET if none is stated."""
+
+    def join(values: pd.Series) -> str:
+        parts = [part for value in values if value != NOT_SET for part in value.split(", ")]
+        return ", ".join(dict.fromkeys(parts)) or NOT_SET  # first-seen order, each part once
+
+    return long.groupby(keys, dropna=False, sort=False)["protocol"].agg(join).rename("protocol")
+
+
+def _average(wide: pd.DataFrame, long: pd.DataFrame, spec: TableSpec, keys: list[str]) -> pd.DataFrame:
+    """Our rows' mean over the spec's average columns (all measured); reference rows keep the average as printed."""
+    printed = wide[AVERAGE] if AVERAGE in wide else float("nan")
+    ours = wide["source"] == OURS
+    wide[AVERAGE] = wide[list(spec.average)].mean(axis=1, skipna=False).where(ours, printed)
+    averaged = long[long["column"].isin(spec.average)]
+    mean = wide.loc[ours & wide[AVERAGE].notna(), [*keys, AVERAGE]].rename(columns={AVERAGE: "value"})
+    mean = mean.merge(_protocols(averaged, keys).reset_index(), on=keys, how="left")
+    return mean.assign(column=AVERAGE, task=AVERAGE_TASK, metric="acc")
 
 
 def build(spec: TableSpec, data: pd.DataFrame, reference: pd.DataFrame) -> Grid:
     """Pivot our cells and the paper's into the spec's grid: rows rate x method x stage x source, one column per task."""
-    ours = _select(data, spec).assign(source=OURS)
-    ref = _select(reference, spec)
-    keys = ROW_KEYS + [k for k in OPTIONAL_KEYS if ours.loc[ours["stage"] != "dense", k].nunique() > 1]
-    long = pd.concat([ours, ref], ignore_index=True)[[*keys, "column", "task", "metric", "value"]]
-    labels = [c.label for c in spec.columns]
+    ours = _select(data, spec, spec.columns, all_dense=not spec.methods).assign(source=OURS)
+    printed = (Column(AVERAGE_TASK, "acc", AVERAGE),) if spec.average else ()
+    ref = _select(reference, spec, (*spec.columns, *printed), all_dense=True)
+    both = pd.concat([ours, ref], ignore_index=True).astype({"rate": float})  # an empty side must not make it object
+    keys = ROW_KEYS + [k for k in OPTIONAL_KEYS if _differs(ours, k)]
+    keys += [k for k in DETAIL_KEYS if k in spec.keys or _differs(ours, k) or _differs(both, k, stated_only=True)]
+    long = both[[*keys, "column", "task", "metric", "protocol", "value"]]
+    labels = [c.label for c in spec.columns] + ([AVERAGE] if spec.average else [])
     if long.empty:
-        wide = pd.DataFrame(columns=[*keys, *labels])
+        wide = pd.DataFrame(columns=[*keys, "protocol", *labels])
     else:
         wide = long.pivot(index=keys, columns="column", values="value").reindex(columns=labels).reset_index()
-    if spec.average:
-        wide[AVERAGE] = wide[list(spec.average)].mean(axis=1, skipna=False)
+        if spec.average:
+            long = pd.concat([long, _average(wide, long, spec, keys)], ignore_index=True)
+        wide = wide.merge(_protocols(long, keys).reset_index(), on=keys, how="left")
     order = wide.assign(
         _dense=wide["variant"] != "dense", _stage=wide["stage"].map(STAGE_ORDER), _theirs=wide["source"] != OURS
-    ).sort_values(["rate", "_dense", "variant", "_stage", "_theirs", "source"])
+    ).sort_values(["rate", "_dense", "variant", *keys[len(ROW_KEYS) :], "_stage", "_theirs", "source", "model"])
     wide = order.drop(columns=["_dense", "_stage", "_theirs"]).reset_index(drop=True)
-    return Grid(spec, long, wide, keys, _notes(spec, ours, ref))
+    wide = wide.reindex(columns=[*keys, "protocol", *labels])
+    return Grid(spec, long, wide, keys, _notes(spec, ours, wide))
 
 
-def _notes(spec: TableSpec, ours: pd.DataFrame, ref: pd.DataFrame) -> list[str]:
+def _notes(spec: TableSpec, ours: pd.DataFrame, wide: pd.DataFrame) -> list[str]:
     notes = []
     measured = set(ours["column"])
     for column in spec.columns:
@@ -188,10 +281,20 @@ def _notes(spec: TableSpec, ours: pd.DataFrame, ref: pd.DataFrame) -> list[str]:
             )
         elif column.label not in measured:
             notes.append(f"{column.label}: not measured by any collected run.")
-    if not ref.empty:
+    theirs = wide[wide["source"] != OURS]
+    if not theirs.empty:
         notes.append(
-            "Reference rows (source ≠ ours) are the papers' numbers for their own models: compare trends, not levels."
+            f"{len(theirs)} reference rows (source ≠ ours: {', '.join(sorted(set(theirs['source'])))}) are the papers' "
+            "numbers for their own models, cited per row in reference.csv: compare trends, not levels, and only "
+            "where the Protocol column matches."
         )
+    if spec.average:
+        notes.append(
+            f"{AVERAGE}: ours = mean of {', '.join(spec.average)} (empty unless all are measured); "
+            "reference rows = the average as the paper printed it."
+        )
+    if theirs["rate"].isna().any() or (theirs["stage"] == NOT_SET).any():
+        notes.append(f"Rate or Tune '{NOT_STATED}': the paper does not say at which ratio or stage it measured.")
     if (ours["state"] != "done").any():
         notes.append("Some of our rows come from runs that are not done (partial results).")
     return notes
@@ -222,15 +325,15 @@ def display(grid: Grid) -> pd.DataFrame:
     no_data = {c.label for c in grid.spec.columns if c.task in NO_OFFLINE_DATA}
     shown = pd.DataFrame(
         {
-            "Rate": [f"{100 * rate:g}%" for rate in grid.wide["rate"]],
+            "Rate": [NOT_STATED if pd.isna(rate) else f"{100 * rate:g}%" for rate in grid.wide["rate"]],
             "Method": grid.wide["variant"],
             "Tune": grid.wide["stage"].map(STAGE_LABELS),
             "Source": grid.wide["source"],
             "Model": grid.wide["model"],
         }
     )
-    for key in grid.keys[len(ROW_KEYS) :]:
-        shown[key.capitalize()] = grid.wide[key]
+    for key in [*grid.keys[len(ROW_KEYS) :], "protocol"]:
+        shown[key.capitalize()] = grid.wide[key].replace(NOT_SET, MISSING_CELL)
     for label, metric in metric_of.items():
         if label not in grid.wide:
             continue
@@ -272,7 +375,10 @@ def to_latex(grid: Grid) -> str:
                 r"\centering\small",
                 rf"\caption{{{grid.spec.title.translate(_LATEX_ESCAPES)}. {notes}}}",
                 rf"\label{{tab:{grid.spec.name.replace('_', '-')}}}",
-                r"\begin{tabular}{" + "l" * len(grid.keys) + "r" * (len(shown.columns) - len(grid.keys)) + "}",
+                r"\begin{tabular}{"
+                + "l" * (len(grid.keys) + 1)
+                + "r" * (len(shown.columns) - len(grid.keys) - 1)
+                + "}",
                 r"\toprule",
                 row(list(shown.columns)),
                 r"\midrule",
