@@ -215,3 +215,16 @@ def test_bad_inputs_fail_before_any_pruning(kwargs, message):
     with pytest.raises(PrunesweepError, match=message):
         method(model, **call)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_bfloat16_model_gets_float32_statistics_and_exact_patterns():
+    model = tiny_model("llama").model.to(torch.bfloat16)
+    ids = calibration_ids(model)
+    stats = dense_statistics(model, ids, SparseGPT.kinds)
+    assert {tensor.dtype for tensor in stats.values()} == {torch.float32}
+    prune_sparsegpt(model, None, None, "2:4", mode="dense", stats=stats)
+    adapter = require_architecture(model)
+    for layer in adapter.layers(model):
+        for module in adapter.linears(layer).values():
+            assert module.weight.dtype == torch.bfloat16
+            assert ((module.weight != 0).reshape(module.weight.shape[0], -1, 4).sum(-1) == 2).all()
