@@ -58,6 +58,30 @@ class Architecture(ABC):
         """After surgery: update module attributes, re-tie embeddings, and the config where it can describe
         the model (otherwise the config keeps its last describable, larger shape: a base for rebuilding)."""
 
+    @abstractmethod
+    def attentions(self, layer: nn.Module) -> list[nn.Module]:
+        """The attention modules of one decoder layer (each carries the `layer_idx` its KV cache slot uses)."""
+
+    def check_layer_removal(self, model: PreTrainedModel) -> None:
+        """Raise PrunesweepError if this model cannot lose whole layers and still reload as itself."""
+        return None  # nothing depends on a layer's position unless a family says so
+
+    def remove_layers(self, model: PreTrainedModel, indices: list[int]) -> None:
+        """Depth pruning: delete whole decoder layers, renumber the survivors' `layer_idx` (KV cache slots) and
+        update the config (layer count, per-layer `layer_types` if the family has them) so the saved folder
+        reloads as exactly this model. Callers validate `indices` (see `pruning.layer_drop.drop_layers`)."""
+        self.check_layer_removal(model)
+        layers, drop = self.layers(model), set(indices)
+        for index in sorted(drop, reverse=True):
+            del layers[index]  # ModuleList renumbers its keys, so state-dict names follow the new order
+        for new_index, layer in enumerate(layers):
+            for attention in self.attentions(layer):
+                attention.layer_idx = new_index
+        config = model.config
+        config.num_hidden_layers = len(layers)  # GPT-2 maps it to n_layer
+        if getattr(config, "layer_types", None) is not None:
+            config.layer_types = [kind for i, kind in enumerate(config.layer_types) if i not in drop]
+
     def describable(self, model: PreTrainedModel) -> bool:
         """True if `from_config(model.config)` builds exactly this model's shapes (a plain HF folder works)."""
         return self.structure(model) == self.config_structure(model.config)
@@ -107,6 +131,9 @@ class Llama(Architecture):
         names = [f"self_attn.{n}" for n in ("q_proj", "k_proj", "v_proj", "o_proj")]
         names += [f"mlp.{n}" for n in ("gate_proj", "up_proj", "down_proj")]
         return {name: layer.get_submodule(name) for name in names}
+
+    def attentions(self, layer: nn.Module) -> list[nn.Module]:
+        return [layer.self_attn]
 
     def attention_group(self, model: PreTrainedModel, index: int, unit: str) -> Group:
         attn = self.layers(model)[index].self_attn
@@ -199,6 +226,13 @@ class GPT2(Architecture):
     def linears(self, layer: nn.Module) -> dict[str, nn.Module]:
         names = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")
         return {name: layer.get_submodule(name) for name in names}
+
+    def attentions(self, layer: nn.Module) -> list[nn.Module]:
+        return [layer.attn] + ([layer.crossattention] if hasattr(layer, "crossattention") else [])
+
+    def check_layer_removal(self, model: PreTrainedModel) -> None:
+        if model.config.scale_attn_by_inverse_layer_idx:  # the scale is fixed at init from layer_idx
+            raise PrunesweepError("cannot drop layers of a GPT-2 with scale_attn_by_inverse_layer_idx=True")
 
     def attention_group(self, model: PreTrainedModel, index: int, unit: str) -> Group:
         attn = self.layers(model)[index].attn  # multi-head: a KV group is one head, so `unit` is moot
