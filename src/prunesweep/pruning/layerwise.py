@@ -9,21 +9,32 @@ import math
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 from transformers import PreTrainedModel
 
+from prunesweep.config import PrunerConfig, choices
 from prunesweep.errors import PrunesweepError
 from prunesweep.models.architecture import out_in_weight, require_architecture
+from prunesweep.pruning.base import PruneContext, Pruner, PruneResult, PrunerKind
 from prunesweep.pruning.calibration import (
     check_calibration_ids,
     dense_statistics,
     layer_statistics,
     sequential_calibration,
 )
-from prunesweep.pruning.masks import sparsity_of
+from prunesweep.pruning.masks import MaskKeeper, sparsity_of
 from prunesweep.pruning.nm import NMPattern, parse_pattern
+from prunesweep.pruning.owl import (
+    DEFAULT_LAMBDA,
+    DEFAULT_M,
+    activation_norms,
+    check_owl,
+    outlier_ratios,
+    owl_layer_rates,
+)
 
 MODES = ("sequential", "dense")
 
@@ -125,3 +136,81 @@ class LayerwiseMethod(ABC):
             layer_sparsity=[sparsity_of(layer) for layer in linears],
             prunable_params=sum(m.weight.numel() for layer in linears for m in layer),
         )
+
+
+LayerRatios = choices("LayerRatios", "uniform", "owl")
+
+
+@dataclass
+class LayerwiseConfig(PrunerConfig):
+    """Options of the layer-wise methods: sparsity pattern and per-layer ratios (uniform or OWL)."""
+
+    pattern: str = "unstructured"  # unstructured | N:M (e.g. 2:4, 4:8): the rate is then implied, 1 - N/M
+    layer_ratios: LayerRatios = LayerRatios["uniform"]  # type: ignore[valid-type]
+    owl_m: float = DEFAULT_M  # OWL: a score is an outlier above owl_m x the layer's mean score
+    owl_lambda: float = DEFAULT_LAMBDA  # OWL: spread of the layer rates around the target
+
+
+class LayerwisePruner(Pruner):
+    """Plugin side of a `LayerwiseMethod`: calibration text, dense statistics shared through the store memo,
+    OWL layer rates, N:M patterns, and the pruned zeros kept through recovery."""
+
+    method: ClassVar[LayerwiseMethod]
+
+    def __init__(self, cfg: Any) -> None:
+        super().__init__(cfg)
+        self.nm = parse_pattern(cfg.pattern)
+        if self.nm is not None and cfg.layer_ratios == "owl":
+            raise PrunesweepError(f"pruner.layer_ratios=owl applies to unstructured sparsity, not {cfg.pattern}")
+        if cfg.layer_ratios == "owl":
+            check_owl(0.5, cfg.owl_m, cfg.owl_lambda)
+        self.method.check(self.nm)
+        self.keeper = MaskKeeper(list(cfg.targets))
+
+    @property
+    def kind(self) -> PrunerKind:  # type: ignore[override]
+        return PrunerKind.unstructured if self.nm is None else PrunerKind.semi_structured
+
+    @property
+    def uses_calibration(self) -> bool:
+        return True
+
+    def label(self) -> str:
+        owl = "owl+" if self.cfg.layer_ratios == "owl" else ""
+        return f"{owl}{self.cfg.name}" + ("" if self.nm is None else f".{self.cfg.pattern}")
+
+    def record_fields(self) -> dict[str, Any]:
+        return {
+            "pattern": self.cfg.pattern,
+            "layer_ratios": self.cfg.layer_ratios.value,
+            "calibration_mode": self.cfg.calibration.mode.value,
+        }
+
+    def check(self, model: PreTrainedModel) -> None:
+        require_architecture(model)
+
+    def prune_to(self, model: PreTrainedModel, target: float, ctx: PruneContext) -> PruneResult:
+        start = time.perf_counter()
+        mode = self.cfg.calibration.mode.value
+        layer_rates = None
+        if self.cfg.layer_ratios == "owl":
+            ratios = ctx.memo(
+                "owl_outlier_ratios",
+                lambda: {"ratios": outlier_ratios(model, activation_norms(model, ctx.calibration()), self.cfg.owl_m)},
+            )["ratios"]
+            layer_rates = owl_layer_rates(ratios, target, self.cfg.owl_lambda)
+        stats = None
+        if mode == "dense":  # the dense-mode statistics of this starting model, shared by every rate
+            stats = ctx.memo(f"{'+'.join(self.method.kinds)}_statistics", lambda: dense_statistics(
+                model, ctx.calibration(), self.method.kinds
+            ))  # fmt: skip
+        rate = None if self.nm is not None or layer_rates is not None else target
+        calibration = None if stats is not None else ctx.calibration()
+        result = self.method(model, calibration, rate, self.cfg.pattern, mode, layer_rates, stats)
+        self.keeper.capture(model)
+        details: dict[str, float | int | str] = {"prunable_params": result.prunable_params}
+        details |= {f"layer_{i}_sparsity": s for i, s in enumerate(result.layer_sparsity)}
+        return PruneResult(target, result.achieved, time.perf_counter() - start, details)
+
+    def after_update(self, model: PreTrainedModel) -> None:
+        self.keeper.reapply(model)

@@ -8,14 +8,15 @@ sparsity is the requested one."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
 
 from prunesweep.errors import PrunesweepError
 from prunesweep.models.architecture import out_in_weight
-from prunesweep.pruning.layerwise import LayerwiseMethod
+from prunesweep.pruning.layerwise import LayerwiseConfig, LayerwiseMethod, LayerwisePruner
 from prunesweep.pruning.nm import NMPattern, nm_prune_mask, parse_pattern
 
 
@@ -114,3 +115,21 @@ class SparseGPT(LayerwiseMethod):
 
 
 prune_sparsegpt = SparseGPT()
+
+
+@dataclass
+class SparseGPTConfig(LayerwiseConfig):
+    name: str = "sparsegpt"
+    blocksize: int = field(default=128, metadata={"ge": 1})
+    percdamp: float = field(default=0.01, metadata={"gt": 0})
+
+
+class SparseGPTPruner(LayerwisePruner):
+    """`pruner=sparsegpt`: OBS reconstruction with the calibration Hessian (block size, dampening from config)."""
+
+    Config = SparseGPTConfig
+    method = prune_sparsegpt
+
+    def __init__(self, cfg: Any) -> None:
+        self.method = SparseGPT(blocksize=cfg.blocksize, percdamp=cfg.percdamp)
+        super().__init__(cfg)

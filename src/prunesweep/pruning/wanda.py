@@ -3,11 +3,13 @@ prune the lowest scores of each output row (or of each N:M group), no weight upd
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
 from prunesweep.models.architecture import out_in_weight
-from prunesweep.pruning.layerwise import LayerwiseMethod
+from prunesweep.pruning.layerwise import LayerwiseConfig, LayerwiseMethod, LayerwisePruner
 from prunesweep.pruning.nm import NMPattern, nm_prune_mask
 
 
@@ -42,3 +44,15 @@ class Wanda(LayerwiseMethod):
 
 
 prune_wanda = Wanda()
+
+
+@dataclass
+class WandaConfig(LayerwiseConfig):
+    name: str = "wanda"
+
+
+class WandaPruner(LayerwisePruner):
+    """`pruner=wanda` (and `pruner=owl`: Wanda with OWL layer ratios)."""
+
+    Config = WandaConfig
+    method = prune_wanda
