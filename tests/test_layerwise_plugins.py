@@ -10,8 +10,8 @@ from tests.compose import compose_config
 
 
 def cell(tmp: Path, data_dir: str, name: str, *extra: str) -> list[dict]:
-    overrides = ["experiment=smoke", "pruner.calibration.n_samples=4", "pruner.calibration.seq_len=32",
-                 f"paths.data_dir={data_dir}", f"paths.store_dir={tmp}/store", *extra]  # fmt: skip
+    small = [] if "pruner=magnitude" in extra else ["pruner.calibration.n_samples=4", "pruner.calibration.seq_len=32"]
+    overrides = ["experiment=smoke", *small, f"paths.data_dir={data_dir}", f"paths.store_dir={tmp}/store", *extra]
     return run(compose_config(overrides), tmp / name)
 
 
@@ -58,3 +58,19 @@ def test_owl_with_a_pattern_is_refused(tmp_path, data_dir):
 
     with pytest.raises(PrunesweepError, match="owl"):
         cell(tmp_path, data_dir, "x", "pruner=owl", "pruner.pattern=2:4")
+
+
+def test_layer_drop_cell_stores_a_shallower_checkpoint_that_reloads(tmp_path, data_dir):
+    from transformers import AutoModelForCausalLM
+
+    rows = cell(tmp_path, data_dir, "drop", "pruner=layer_drop", "pruner.rate=0.5", "schedule=oneshot")
+    assert final(rows)["prune_layers_left"] == 2  # tiny LLaMA: 4 -> 2 layers
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "drop" / "checkpoints" / "step_1")
+    assert model.config.num_hidden_layers == 2 and len(model.model.layers) == 2
+    assert final(rows)["total_params"] == sum(p.numel() for p in model.parameters())
+
+
+def test_magnitude_nm_pattern_is_exact(tmp_path, data_dir):
+    rows = cell(tmp_path, data_dir, "mag", "pruner=magnitude", "pruner.pattern=2:4", "schedule=oneshot")
+    assert final(rows)["achieved_sparsity"] == pytest.approx(0.5, abs=1e-9)
+    assert final(rows)["pattern"] == "2:4"

@@ -14,14 +14,14 @@ import pandas as pd
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-from prunesweep.paths import project_root
+from prunesweep.paths import experiments_dir
 from prunesweep.report_cli import grids, main
 from prunesweep.reporting import SPECS, build, collect, load_reference
 from prunesweep.reporting.collect import dedupe, tidy
 from prunesweep.reporting.figures import render
 from prunesweep.reporting.tables import MISSING_CELL, NO_DATA_CELL, NOT_STATED, display, to_markdown
 
-EXPERIMENTS_DIR = Path(project_root()) / "experiments"
+EXPERIMENTS_DIR = experiments_dir()
 PPL_METRICS = {"ppl", "perplexity"}
 
 LLM_PRUNER_TASKS = {("wikitext2", "ppl"): 20.0, ("boolq", "acc"): 0.60, ("hellaswag", "acc_norm"): 0.40}

@@ -7,21 +7,28 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+PACKAGE_DIR = Path(__file__).resolve().parent
+
 
 def project_root() -> str:
-    """The checkout root (folder holding `conf/`), or the current directory for non-editable installs."""
+    """The checkout root (folder holding `src/prunesweep`), or the current directory for non-editable installs."""
     env = os.environ.get("PRUNESWEEP_ROOT")
     if env:
         return str(Path(env).resolve())
-    candidate = Path(__file__).resolve().parents[2]
-    if (candidate / "conf").is_dir():
+    candidate = PACKAGE_DIR.parents[1]
+    if (candidate / "src" / "prunesweep").is_dir():
         return str(candidate)
     return str(Path.cwd())
 
 
 def config_dir() -> str:
-    """Absolute path of the Hydra config folder."""
-    return str(Path(project_root()) / "conf")
+    """Absolute path of the Hydra config folder (package data, so wheels carry it)."""
+    return str(PACKAGE_DIR / "conf")
+
+
+def experiments_dir() -> Path:
+    """The paper-grid folders (`<table>/reference.csv`, README), package data too."""
+    return PACKAGE_DIR / "experiments"
 
 
 def register_resolvers() -> None:

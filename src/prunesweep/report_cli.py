@@ -9,7 +9,7 @@ from pathlib import Path
 
 from prunesweep.atomic import write_text
 from prunesweep.errors import PrunesweepError
-from prunesweep.paths import project_root
+from prunesweep.paths import experiments_dir
 from prunesweep.reporting.collect import Collection, collect
 from prunesweep.reporting.figures import draw
 from prunesweep.reporting.html import page, section
@@ -54,8 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--experiments-dir",
         type=Path,
-        default=Path(project_root()) / "experiments",
-        help="folder with <table>/reference.csv (default: the checkout's experiments/)",
+        default=experiments_dir(),
+        help="folder with <table>/reference.csv (default: the package's experiments/)",
     )
     return parser
 

@@ -1,6 +1,6 @@
 """The interface every pruning method implements, its base config schema, and what a step returns.
 
-A method is one module (a `Pruner` subclass with its own `Config` dataclass) plus one `conf/pruner/<name>.yaml`
+A method is one module (a `Pruner` subclass with its own `Config` dataclass) plus one `src/prunesweep/conf/pruner/<name>.yaml`
 whose `_target_` names the class: nothing else knows the method exists (see README "Adding a method")."""
 
 from __future__ import annotations

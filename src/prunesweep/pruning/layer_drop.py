@@ -7,14 +7,19 @@ state has the final norm applied (LLaMA, GPT-2), which is not the last layer's o
 from __future__ import annotations
 
 import math
+import time
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from transformers import PreTrainedModel
 
+from prunesweep.config import PrunerConfig
 from prunesweep.errors import PrunesweepError
 from prunesweep.models.architecture import require_architecture
+from prunesweep.pruning.base import PruneContext, Pruner, PruneResult, PrunerKind, count_params
 from prunesweep.pruning.hooks import forward_with_hooks
+from prunesweep.pruning.structural.llm_pruner import DENSE_PARAMS_KEY
 
 
 @torch.no_grad()
@@ -89,3 +94,50 @@ def layer_drop(
     removed = lowest_influence(scores, k, keep_first, keep_last)
     drop_layers(model, removed)
     return removed, scores
+
+
+DENSE_LAYERS_KEY = "prunesweep_dense_layers"  # config attribute: saved with checkpoints, so resumes agree
+
+
+@dataclass
+class LayerDropConfig(PrunerConfig):
+    """`rate` = fraction of the dense model's decoder layers removed (e.g. 0.125, 0.25)."""
+
+    name: str = "layer_drop"
+    keep_first: bool = False
+    keep_last: bool = False
+
+
+class LayerDropPruner(Pruner):
+    """`pruner=layer_drop`: remove whole decoder layers of lowest block influence (ShortGPT)."""
+
+    Config = LayerDropConfig
+    kind = PrunerKind.depth
+
+    @property
+    def uses_calibration(self) -> bool:
+        return True
+
+    def check(self, model: PreTrainedModel) -> None:
+        require_architecture(model).check_layer_removal(model)
+
+    def prune_to(self, model: PreTrainedModel, target: float, ctx: PruneContext) -> PruneResult:
+        start = time.perf_counter()
+        arch = require_architecture(model)
+        if getattr(model.config, DENSE_LAYERS_KEY, None) is None:
+            setattr(model.config, DENSE_LAYERS_KEY, len(arch.layers(model)))
+            setattr(model.config, DENSE_PARAMS_KEY, count_params(model)[0])
+        dense_layers, dense = getattr(model.config, DENSE_LAYERS_KEY), getattr(model.config, DENSE_PARAMS_KEY)
+        to_drop = round(target * dense_layers) - (dense_layers - len(arch.layers(model)))
+        removed: list[int] = []
+        if to_drop > 0:
+            current = len(arch.layers(model))
+            removed, _ = layer_drop(
+                model, ctx.calibration(), to_drop / current, self.cfg.keep_first, self.cfg.keep_last
+            )
+        details: dict[str, float | int | str] = {
+            "layers_removed": ",".join(map(str, removed)),
+            "layers_left": len(arch.layers(model)),
+            "dense_params": dense,
+        }
+        return PruneResult(target, 1.0 - count_params(model)[0] / dense, time.perf_counter() - start, details)

@@ -15,8 +15,10 @@ from transformers import PreTrainedModel
 
 from prunesweep.config import PrunerConfig, choices
 from prunesweep.errors import PrunesweepError
+from prunesweep.models.architecture import out_in_weight
 from prunesweep.pruning.base import PruneContext, Pruner, PruneResult, PrunerKind
 from prunesweep.pruning.masks import MaskKeeper, prunable_linears, sparsity_of
+from prunesweep.pruning.nm import magnitude_nm_, parse_pattern
 
 # global: one threshold over all target linears; layer: the same fraction in every linear
 Scope = choices("Scope", "global", "layer")
@@ -26,20 +28,28 @@ Scope = choices("Scope", "global", "layer")
 class MagnitudeConfig(PrunerConfig):
     name: str = "magnitude"
     scope: Scope = Scope["global"]  # type: ignore[valid-type]
+    pattern: str = "unstructured"  # unstructured | N:M (e.g. 2:4): the smallest m - n |w| of every group of m
 
 
 class MagnitudePruner(Pruner):
     """Zero the smallest |w| of the target linear layers, globally or per layer."""
 
     Config = MagnitudeConfig
-    kind = PrunerKind.unstructured
 
     def __init__(self, cfg: Any) -> None:
         super().__init__(cfg)
+        self.nm = parse_pattern(cfg.pattern)
         self.keeper = MaskKeeper(list(cfg.targets))
 
+    @property
+    def kind(self) -> PrunerKind:  # type: ignore[override]
+        return PrunerKind.unstructured if self.nm is None else PrunerKind.semi_structured
+
+    def label(self) -> str:
+        return self.cfg.name + ("" if self.nm is None else f".{self.cfg.pattern}")
+
     def record_fields(self) -> dict[str, Any]:
-        return {"scope": str(self.cfg.scope.value)}
+        return {"scope": str(self.cfg.scope.value), "pattern": self.cfg.pattern}
 
     def check(self, model: PreTrainedModel) -> None:
         if not prunable_linears(model, self.cfg.targets):
@@ -51,7 +61,13 @@ class MagnitudePruner(Pruner):
         params = [(module, "weight") for module in modules.values()]
         total = sum(module.weight.numel() for module in modules.values())
         with torch.no_grad():
-            if self.cfg.scope == "global":
+            if self.nm is not None:  # the pattern implies the rate
+                for name, module in modules.items():
+                    self.nm.check_divides(out_in_weight(module).shape[1], name)
+                for module in modules.values():
+                    magnitude_nm_(out_in_weight(module), self.nm.n, self.nm.m)
+                params = []
+            elif self.cfg.scope == "global":
                 # Already-zero weights have the smallest magnitude, so the cumulative target is exact.
                 prune.global_unstructured(params, pruning_method=prune.L1Unstructured, amount=round(target * total))
             else:
