@@ -1,4 +1,4 @@
-"""`prunesweep` console script: the Hydra app (single runs and `--multirun` sweeps)."""
+"""`prunesweep` console script: the Hydra app (single runs, `--multirun` sweeps and Optuna rate searches)."""
 
 from __future__ import annotations
 
@@ -22,26 +22,38 @@ register_configs()
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
-def app(cfg: DictConfig) -> None:
-    """Run one cell. A bad input ends a single run with one line and exit status 2; in a `--multirun` sweep
-    a failing cell is recorded (status.json) and the sweep goes on."""
-    from prunesweep.results import summary_table
-    from prunesweep.runner import run  # heavy imports (torch, lm-eval) only after composition succeeded
+def app(cfg: DictConfig) -> float | None:
+    """Run one cell. A bad input ends a single run (or a search) with one line and exit status 2; in a plain
+    `--multirun` sweep a failing cell is recorded (status.json) and the sweep goes on. Under the Optuna sweeper
+    (`hydra/sweeper=rate_search`) the cell is a trial and its objective is returned."""
+    from prunesweep import search
 
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    trial = multirun and search.is_search(hydra_cfg.sweeper)
+    tolerant = multirun and not trial
+    output_dir = Path(hydra_cfg.runtime.output_dir)
     try:
-        rows = run(cfg, Path(hydra_cfg.runtime.output_dir))
+        if trial:
+            search.check_search(cfg.search, cfg.benchmark)
+            cfg.pruner.rate = round(cfg.pruner.rate, search.RATE_DECIMALS)
+        from prunesweep.results import summary_table
+        from prunesweep.runner import run  # heavy imports (torch, lm-eval) only after the settings are checked
+
+        rows = run(cfg, output_dir)
+        if trial:
+            return search.finish_trial(rows, cfg, output_dir, hydra_cfg.job.num)
         if not multirun:
             print(summary_table(rows))
     except PrunesweepError as exc:
         print(f"prunesweep: error: {exc}", file=sys.stderr)
-        if not multirun:
+        if not tolerant:
             sys.exit(2)
     except Exception:
-        if not multirun:
+        if not tolerant:
             raise
         log.exception("cell %s failed; the sweep goes on", hydra_cfg.runtime.output_dir)
+    return None
 
 
 def main() -> None:

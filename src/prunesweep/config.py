@@ -150,6 +150,17 @@ class PathsConfig:
 
 
 @dataclass
+class SearchConfig:
+    """Highest-rate search (`hydra/sweeper=rate_search`): a trial is feasible when the final stage's `task/metric`
+    stays within `max_drop` of dense: accuracy-like metrics by absolute drop (0.02 = 2 points), perplexity by
+    ratio (ppl / dense ppl - 1 <= max_drop)."""
+
+    task: str = "piqa"
+    metric: str = "acc_norm"
+    max_drop: float = 0.02
+
+
+@dataclass
 class RunConfig:
     """The composed configuration of one prunesweep run (one sweep cell)."""
 
@@ -160,6 +171,7 @@ class RunConfig:
     benchmark: BenchmarkConfig = MISSING
     logger: LoggerConfig = MISSING
     paths: PathsConfig = MISSING
+    search: SearchConfig = field(default_factory=SearchConfig)
     experiment_name: str = "default"
     seed: int = 0
     threads: int | None = None  # torch CPU threads per run; set 1 with 2 parallel jobs on 2 cores

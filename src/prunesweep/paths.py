@@ -31,7 +31,13 @@ def experiments_dir() -> Path:
     return PACKAGE_DIR / "experiments"
 
 
+def subfolder(name: str | None) -> str:
+    """`/<name>`, or nothing when `name` is unset (a sweep without an Optuna study name keeps its folder)."""
+    return f"/{name}" if name else ""
+
+
 def register_resolvers() -> None:
-    """Register `${project_root:}` (idempotent)."""
-    if not OmegaConf.has_resolver("project_root"):
-        OmegaConf.register_new_resolver("project_root", project_root)
+    """Register `${project_root:}` and `${subfolder:name}` (idempotent)."""
+    for name, resolver in (("project_root", project_root), ("subfolder", subfolder)):
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, resolver)

@@ -12,13 +12,15 @@ from prunesweep.errors import PrunesweepError
 from prunesweep.paths import experiments_dir
 from prunesweep.reporting.collect import Collection, collect
 from prunesweep.reporting.figures import draw
-from prunesweep.reporting.html import page, section
+from prunesweep.reporting.html import frame_section, page, section
+from prunesweep.reporting.search import load_studies
 from prunesweep.reporting.tables import (
     SPECS,
     Grid,
     build,
     experiment_spec,
     load_reference,
+    markdown_table,
     to_csv,
     to_latex,
     to_markdown,
@@ -80,7 +82,8 @@ def grids(collection: Collection, experiments_dir: Path, named: list[str] | None
 
 
 def report(args: argparse.Namespace) -> list[str]:
-    """Write every requested table, its figures and optionally the HTML page; returns the Markdown of each table."""
+    """Write every requested table, its figures, every rate search's trials (unless `--table` picks tables) and
+    optionally the HTML page; returns the Markdown of each table."""
     collection = collect(args.outputs_dir, args.wandb_project, args.experiments)
     tables = grids(collection, args.experiments_dir, args.experiments)
     unknown = sorted(set(args.table or []) - set(tables))
@@ -101,6 +104,13 @@ def report(args: argparse.Namespace) -> list[str]:
         write_text(out / f"{stem}.tex", to_latex(grid))
         write_text(out / f"{stem}.csv", to_csv(grid))
         sections[name] = section(name, grid, draw(grid, out / stem))
+        markdowns.append(markdown)
+    for study in [] if args.table else load_studies(args.outputs_dir, args.experiments):
+        stem, shown = "search_" + re.sub(r"[^A-Za-z0-9_.-]+", "_", study.name), study.display()
+        markdown = markdown_table(study.title, shown, study.notes)
+        write_text(out / f"{stem}.md", markdown)
+        write_text(out / f"{stem}.csv", study.trials.to_csv(index=False))
+        sections[study.name] = frame_section(study.name, study.title, shown, study.notes)
         markdowns.append(markdown)
     if args.html:
         write_text(args.html, page(f"prunesweep report: {args.outputs_dir}", sections))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import html
 
+import pandas as pd
+
 from prunesweep.reporting.tables import Grid, display
 
 STYLE = """
@@ -36,6 +38,13 @@ def section(name: str, grid: Grid, images: dict[str, bytes]) -> str:
         for stem, image in images.items()
     )
     return f'<section id="{html.escape(name)}"><h2>{html.escape(grid.spec.title)}</h2>{_table(grid)}<ul>{notes}</ul>{figures}</section>'
+
+
+def frame_section(name: str, title: str, shown: pd.DataFrame, notes: list[str]) -> str:
+    """A table of printed cells (e.g. a rate search's trials) with its notes, anchored at `#name`."""
+    items = "".join(f"<li>{html.escape(note)}</li>" for note in notes)
+    table = shown.to_html(index=False, border=0)
+    return f'<section id="{html.escape(name)}"><h2>{html.escape(title)}</h2>{table}<ul>{items}</ul></section>'
 
 
 def page(title: str, sections: dict[str, str]) -> str:

@@ -347,13 +347,17 @@ def _markdown_row(cells: list[str]) -> str:
     return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
 
 
+def markdown_table(title: str, shown: pd.DataFrame, notes: list[str]) -> str:
+    """A titled GitHub-Markdown table of `shown` (cells as printed) with `notes` as a bullet list."""
+    rows = [list(values) for values in shown.itertuples(index=False)] or [["(no rows)"]]
+    lines = [f"### {title}", "", _markdown_row(list(shown.columns)), "|" + "---|" * len(shown.columns)]
+    lines += [_markdown_row(row) for row in rows]
+    return "\n".join([*lines, "", *[f"- {note}" for note in notes]]) + "\n"
+
+
 def to_markdown(grid: Grid) -> str:
     """A titled GitHub-Markdown table with its notes as a bullet list."""
-    shown = display(grid)
-    rows = [list(values) for values in shown.itertuples(index=False)] or [["(no rows)"]]
-    lines = [f"### {grid.spec.title}", "", _markdown_row(list(shown.columns)), "|" + "---|" * len(shown.columns)]
-    lines += [_markdown_row(row) for row in rows]
-    return "\n".join([*lines, "", *[f"- {note}" for note in grid.notes]]) + "\n"
+    return markdown_table(grid.spec.title, display(grid), grid.notes)
 
 
 _LATEX_ESCAPES = str.maketrans({c: f"\\{c}" for c in "&%$#_{}"} | {"↓": r"$\downarrow$", "≠": r"$\neq$", "–": "--"})
