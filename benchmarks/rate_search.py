@@ -1,0 +1,77 @@
+"""Optuna rate search vs the full grid (each in its own store): trials run, distinct cells computed, wall time and
+the highest rate within the budget each finds. Default: the tiny random model (`experiment=smoke`), piqa acc_norm.
+
+    PYTHONPATH=src python benchmarks/rate_search.py [--experiment smoke] [--max-drop 0.02] [--trials 8] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from prunesweep.results import RESULTS_FILE, read_results
+from prunesweep.search import TRIAL_FILE, score
+
+GRID = [round(0.1 * i, 1) for i in range(1, 10)]  # = the preset's range(0.1, 0.9, step=0.1)
+
+
+def sweep(root: Path, experiment: str, *overrides: str) -> float:
+    """Run one `prunesweep -m` under `root`; returns its wall time in seconds."""
+    start = time.perf_counter()
+    command = [
+        sys.executable,
+        "-m",
+        "prunesweep",
+        "-m",
+        f"experiment={experiment}",
+        f"paths.root_dir={root}",
+        *overrides,
+    ]
+    subprocess.run(command, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--experiment", default="smoke")
+    parser.add_argument("--task", default="piqa")
+    parser.add_argument("--metric", default="acc_norm")
+    parser.add_argument("--max-drop", type=float, default=0.02)
+    parser.add_argument("--trials", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    budget = OmegaConf.create({"task": args.task, "metric": args.metric, "max_drop": args.max_drop})
+    measure = [f"search.task={args.task}", f"search.metric={args.metric}", f"search.max_drop={args.max_drop}"]
+    with tempfile.TemporaryDirectory() as tmp:
+        search_root, grid_root = Path(tmp, "search"), Path(tmp, "grid")
+        search_s = sweep(
+            search_root, args.experiment, "hydra/sweeper=rate_search", *measure,
+            f"hydra.sweeper.n_trials={args.trials}", f"hydra.sweeper.sampler.seed={args.seed}",
+        )  # fmt: skip
+        trials = [json.loads(p.read_text()) for p in search_root.rglob(TRIAL_FILE)]
+        grid_s = sweep(grid_root, args.experiment, "pruner.rate=" + ",".join(map(str, GRID)))
+        cells = [
+            read_results(p) for p in (grid_root / "outputs" / "sweeps" / args.experiment).glob(f"*/{RESULTS_FILE}")
+        ]
+    grid = [score(rows, budget, rows[0]["target_rate"]) for rows in cells]
+    computed = {t["rate"] for t in trials if not t["reused"]}
+    print(f"budget: {args.task}/{args.metric} drop <= {args.max_drop} vs dense ({args.experiment})")
+    for name, found in (("search", trials), ("grid", grid)):
+        feasible = [t["rate"] for t in found if t["feasible"]]
+        picked = f"{max(feasible):g}" if feasible else "none"
+        print(f"{name}: {len(found)} trials, picked rate {picked}")
+    print(
+        f"search: {len(computed)} of {len(GRID)} grid rates computed, {len(trials) - len(computed)} trials from the store"
+    )
+    print(f"wall time: search {search_s:.0f} s, grid {grid_s:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
