@@ -98,7 +98,8 @@ def test_seeded_search_on_tiny_model_picks_a_rate_within_budget_and_reuses_repea
     (found,) = load_studies(tmp_path / "outputs")
     assert found.picked == (max(feasible) if feasible else None)
     assert list(found.display()["Picked"]).count("✓") == (1 if feasible else 0)
-    assert report_main([str(tmp_path / "outputs")]) == 0
+    assert report_main([str(tmp_path / "outputs"), "--html", str(tmp_path / "report.html")]) == 0
+    assert f'<section id="{found.name}"><h2>Rate search' in (tmp_path / "report.html").read_text()
     table = (tmp_path / "outputs" / "tables" / f"search_{found.name.replace('/', '_')}.md").read_text()
     rates, reused = len({t["rate"] for t in trials}), sum(t["reused"] for t in trials)
     assert table.count("| piqa/acc_norm |") == 3
