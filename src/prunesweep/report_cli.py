@@ -13,6 +13,7 @@ from prunesweep.paths import experiments_dir
 from prunesweep.reporting.collect import Collection, collect
 from prunesweep.reporting.figures import draw
 from prunesweep.reporting.html import frame_section, page, section
+from prunesweep.reporting.lm_eval_results import load_lm_eval_results
 from prunesweep.reporting.search import load_studies
 from prunesweep.reporting.tables import (
     SPECS,
@@ -52,6 +53,15 @@ def _parser() -> argparse.ArgumentParser:
         help="only the runs of these experiments, and put them into every paper table instead of each preset's own",
     )
     parser.add_argument("--html", type=Path, metavar="OUT.html", help="also write one self-contained HTML page")
+    parser.add_argument(
+        "--lm-eval-results",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="DIR",
+        help="also add the lm-eval results JSON files below DIR (prunesweep-eval/lm_eval --output_path) of prunesweep "
+        "checkpoints, as extra rows (Evaluator lm-eval) in their runs' tables; repeatable",
+    )
     parser.add_argument("--wandb-project", metavar="P", help="also import runs of W&B project P (needs the W&B API)")
     parser.add_argument(
         "--experiments-dir",
@@ -84,7 +94,8 @@ def grids(collection: Collection, experiments_dir: Path, named: list[str] | None
 def report(args: argparse.Namespace) -> list[str]:
     """Write every requested table, its figures, every rate search's trials (unless `--table` picks tables) and
     optionally the HTML page; returns the Markdown of each table."""
-    collection = collect(args.outputs_dir, args.wandb_project, args.experiments)
+    extra = load_lm_eval_results(args.lm_eval_results) if args.lm_eval_results else None
+    collection = collect(args.outputs_dir, args.wandb_project, args.experiments, extra)
     tables = grids(collection, args.experiments_dir, args.experiments)
     unknown = sorted(set(args.table or []) - set(tables))
     if unknown:

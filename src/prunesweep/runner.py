@@ -23,6 +23,7 @@ from prunesweep.fingerprint import fingerprints, model_source
 from prunesweep.hashing import content_key
 from prunesweep.model_state import ModelState
 from prunesweep.models import check_model_config
+from prunesweep.provenance import Origin
 from prunesweep.pruning.base import PruneContext, Pruner
 from prunesweep.pruning.masks import module_sparsity
 from prunesweep.pruning.registry import build_pruner, with_typed_pruner
@@ -133,7 +134,8 @@ class Cycle:
         self.cfg, self.plan, self.reporter = cfg, plan, reporter
         store = StepStore(cfg.paths.store_dir)
         keys = trajectory_keys(resolved, plan.inputs, plan.rates)  # keys[k]: the model after step k
-        self.steps = Trajectory(store, [dense_key(resolved, plan.inputs), *keys[1:]], output_dir)
+        origin = Origin(output_dir, reporter.results.cell, resolved)
+        self.steps = Trajectory(store, [dense_key(resolved, plan.inputs), *keys[1:]], origin)
         self.models = ModelState(cfg, [self.steps.checkpoint(k) for k in range(len(keys))])
         self.store, self.keys = store, keys  # memo tensors of step k are keyed by its starting model, keys[k - 1]
 

@@ -135,11 +135,13 @@ class StepStore:
         records: list[dict[str, Any]],
         model: PreTrainedModel | None = None,
         tokenizer: PreTrainedTokenizerBase | None = None,
+        provenance: dict[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
-        """Persist a finished step (records get its `checkpoint_bytes`); the entry appears whole or not at all."""
+        """Persist a finished step (records get its `checkpoint_bytes`; its checkpoint the `provenance`); the entry
+        appears whole or not at all."""
         with atomic_dir(self.root / key) as tmp:
             if model is not None and tokenizer is not None:
-                size = checkpoint_bytes(save_checkpoint(model, tokenizer, tmp / CHECKPOINT))
+                size = checkpoint_bytes(save_checkpoint(model, tokenizer, tmp / CHECKPOINT, provenance))
                 records = [{**record, "checkpoint_bytes": size} for record in records]
             write_jsonl(tmp / RECORDS, records)
             write_json(tmp / MANIFEST, manifest_of(tmp))

@@ -11,6 +11,7 @@ from typing import Any
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from prunesweep.provenance import Origin
 from prunesweep.store import StepStore
 
 log = logging.getLogger(__name__)
@@ -20,10 +21,12 @@ Compute = Callable[[], tuple[Rows, PreTrainedModel | None, PreTrainedTokenizerBa
 
 
 class Trajectory:
-    """Keys of the steps of one cell and the run folder their checkpoints are linked into."""
+    """Keys of the steps of one cell and the run (`origin`) whose folder their checkpoints are linked into; a
+    checkpoint it computes records that run as its provenance."""
 
-    def __init__(self, store: StepStore, keys: list[str], output_dir: Path) -> None:
-        self.store, self.keys, self.output_dir = store, keys, output_dir  # keys[0]: the dense baseline
+    def __init__(self, store: StepStore, keys: list[str], origin: Origin) -> None:
+        self.store, self.keys, self.origin = store, keys, origin  # keys[0]: the dense baseline
+        self.output_dir = origin.run_dir
 
     def checkpoint(self, step: int) -> Path:
         return self.store.checkpoint(self.keys[step])
@@ -37,7 +40,7 @@ class Trajectory:
                 log.info("step %d: reused %d records from the store (%s)", step, len(rows), key)
             else:
                 rows, model, tokenizer = compute()
-                rows = self.store.save(key, rows, model, tokenizer)
+                rows = self.store.save(key, rows, model, tokenizer, self.origin.of_step(rows))
                 rows = [{**row, "reused": False, "store_key": key} for row in rows]
             self._link_checkpoint(step)
         record(step, rows, rows[0]["reused"] if rows else False)

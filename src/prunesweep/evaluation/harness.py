@@ -20,12 +20,10 @@ from lm_eval.tasks import TaskManager
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from prunesweep.errors import PrunesweepError
+from prunesweep.evaluation.tasks import HUB_NAMES, TASKS_DIR
 from prunesweep.evaluation.tasks.loaders import DATASETS
 from prunesweep.hashing import file_sha256
 
-TASKS_DIR = Path(__file__).parent / "tasks"
-# Our task name -> lm-eval's hub task name, where they differ.
-HUB_NAMES = {"lambada": "lambada_openai", "storycloze": "storycloze_2016", "webquestions": "webqs"}
 NO_OFFLINE_DATA = {"triviaqa"}
 OFFLINE_ENV = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
 

@@ -20,8 +20,10 @@ STAGE_FIELDS = ("total_params", "nonzero_params", "achieved_sparsity", "checkpoi
 # Pruner options that tell cells of one method apart (a table shows one as a column when its rows differ in it).
 # Taken from the records when they carry them, else from the run's config.json (`pruner.<option>`).
 DETAIL_KEYS = ("mode", "aggregation", "grouping", "pattern")
+# Who measured a record: the runner, or lm-eval's command line on a stored checkpoint (prunesweep-eval, lm_eval).
+RUNNER = "runner"
 # What makes two measurements the same table cell; the dense baseline is one cell per model.
-CELL_KEY = ["model", "method", "importance", *DETAIL_KEYS, "schedule", "recovery", "rate", "stage"]
+CELL_KEY = ["model", "method", "importance", *DETAIL_KEYS, "schedule", "recovery", "rate", "stage", "evaluator"]
 KEY = [*CELL_KEY, "task", "metric"]
 SKIP_DIRS = {"checkpoints", "wandb"}
 NOT_SET = "-"
@@ -69,11 +71,16 @@ def _status(run_dir: Path) -> str:
     return json.loads(status.read_text()).get("state", "unknown") if status.is_file() else "unknown"
 
 
-def _pruner_details(run_dir: Path) -> dict[str, str]:
-    """The run's DETAIL_KEYS options from its config.json (`pruner` section); empty if there is none."""
-    config = run_dir / "config.json"
-    pruner = json.loads(config.read_text()).get("pruner", {}) if config.is_file() else {}
+def pruner_details(config: dict) -> dict[str, str]:
+    """The DETAIL_KEYS options of a run's resolved config (its `pruner` section)."""
+    pruner = config.get("pruner", {})
     return {key: str(pruner[key]) for key in DETAIL_KEYS if pruner.get(key) is not None}
+
+
+def _pruner_details(run_dir: Path) -> dict[str, str]:
+    """The run's DETAIL_KEYS options from its config.json; empty if there is none."""
+    config = run_dir / "config.json"
+    return pruner_details(json.loads(config.read_text()) if config.is_file() else {})
 
 
 def load_outputs(root: Path) -> pd.DataFrame:
@@ -143,9 +150,10 @@ def tidy(raw: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=[*KEY, "value", "protocol", "run_dir", "mtime", "state", "experiment"])
     raw = raw.copy()
     labels = ["importance", *DETAIL_KEYS, "schedule", "recovery"]
-    for column in (*labels, "experiment", "stderr", "checkpoint_bytes", "seq_len", "num_fewshot"):
+    for column in (*labels, "experiment", "stderr", "checkpoint_bytes", "seq_len", "num_fewshot", "evaluator"):
         if column not in raw:
             raw[column] = None
+    raw["evaluator"] = raw["evaluator"].fillna(RUNNER)
     data = pd.concat([_stage_metrics(raw), raw], ignore_index=True)  # logged efficiency records win duplicates
     data["rate"] = data["requested_sparsity"].astype(float).round(4)
     dense = data["stage"] == "dense"
@@ -166,10 +174,18 @@ def dedupe(data: pd.DataFrame) -> Collection:
     return Collection(data.assign(superseded=~latest.reindex(data.index)))
 
 
-def collect(root: Path, wandb_project: str | None = None, experiments: Iterable[str] | None = None) -> Collection:
-    """Tidy, deduplicated results of every run under `root` (plus W&B `wandb_project`), optionally of `experiments`."""
+def collect(
+    root: Path,
+    wandb_project: str | None = None,
+    experiments: Iterable[str] | None = None,
+    extra: pd.DataFrame | None = None,
+) -> Collection:
+    """Tidy, deduplicated results of every run under `root` (plus W&B `wandb_project`, plus `extra` raw records
+    such as lm-eval results of checkpoints), optionally of `experiments`."""
     raw = load_outputs(root)
     if wandb_project:
         raw = pd.concat([raw, load_wandb(wandb_project)], ignore_index=True)
+    if extra is not None:
+        raw = pd.concat([raw, extra], ignore_index=True)
     data = tidy(raw)
     return dedupe(data[data["experiment"].isin(list(experiments))] if experiments is not None else data)

@@ -22,7 +22,7 @@ STAGE_LABELS = {"dense": "–", "pruned": "w/o tune", "recovered": "w/ tune", NO
 STAGE_ORDER = {stage: i for i, stage in enumerate(STAGE_LABELS)}
 ROW_KEYS = ["rate", "variant", "stage", "source", "model"]
 # Identity columns that become extra row keys only when the collected runs differ in them.
-OPTIONAL_KEYS = ["schedule", "recovery"]
+OPTIONAL_KEYS = ["schedule", "recovery", "evaluator"]
 REFERENCE_COLUMNS = ["source", "model", "method", "importance", "rate", "stage", "task", "metric", "value"]
 # reference.csv columns that may be left out (read as NOT_SET): pruner options and how the paper measured.
 OPTIONAL_REFERENCE_COLUMNS = ["importance", *DETAIL_KEYS, "protocol"]
@@ -197,7 +197,7 @@ def load_reference(path: Path) -> pd.DataFrame:
     if duplicated.any():
         raise PrunesweepError(f"{path}: duplicate reference rows, first at line {duplicated.idxmax() + 2}")
     ref["value"] = ref["value"].where(~ref["metric"].isin(PERCENT_METRICS), ref["value"] / 100)
-    return ref.assign(schedule=NOT_SET, recovery=NOT_SET)
+    return ref.assign(schedule=NOT_SET, recovery=NOT_SET, evaluator=NOT_SET)
 
 
 def _variant(frame: pd.DataFrame) -> pd.Series:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import bz2
 import csv
 import json
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from prunesweep.errors import PrunesweepError
 
 Doc = dict[str, Any]
 Splits = dict[str, list[Doc]]
+DATA_DIR_ENV = "PRUNESWEEP_DATA_DIR"
 
 
 @dataclass(frozen=True)
@@ -190,10 +192,28 @@ def read_splits(dataset: str, data_dir: str | Path) -> Splits:
     return spec.read(*(Path(data_dir) / name for name in spec.files))
 
 
-def load(dataset: str, data_dir: str, **_: Any) -> DatasetDict:
+def resolve_data_dir(dataset: str, data_dir: str | None) -> Path:
+    """The data folder of offline task `dataset`: `data_dir` if given, else $PRUNESWEEP_DATA_DIR; PrunesweepError
+    (one line naming the variable) when neither is set or a file the task reads is missing."""
+    given = data_dir or os.environ.get(DATA_DIR_ENV)
+    if not given:
+        raise PrunesweepError(
+            f"offline task {dataset!r} reads the benchmark data folder: set {DATA_DIR_ENV}=/path/to/data "
+            "(or pass data_dir through --metadata / dataset_kwargs)"
+        )
+    missing = [name for name in DATASETS[dataset].files if not (Path(given) / name).is_file()]
+    if missing:
+        source = "data_dir" if data_dir else DATA_DIR_ENV
+        raise PrunesweepError(f"offline task {dataset!r}: {Path(given) / missing[0]} not found ({source}={given})")
+    return Path(given)
+
+
+def load(dataset: str, data_dir: str | None = None, **_: Any) -> DatasetDict:
     """lm-eval `custom_dataset` hook, called as `load(**task metadata, **dataset_kwargs)`.
 
-    `dataset` comes from the YAML's dataset_kwargs and `data_dir` from the TaskManager metadata; the other
-    metadata keys lm-eval adds (version, ...) are ignored.
+    `dataset` comes from the YAML's dataset_kwargs; `data_dir` from the TaskManager metadata (the runner, or
+    `lm_eval --metadata '{"data_dir": ...}'`), else from $PRUNESWEEP_DATA_DIR (stock `lm_eval --include_path`).
+    The other metadata keys lm-eval adds (version, ...) are ignored.
     """
-    return DatasetDict({split: Dataset.from_list(docs) for split, docs in read_splits(dataset, data_dir).items()})
+    splits = read_splits(dataset, resolve_data_dir(dataset, data_dir))
+    return DatasetDict({split: Dataset.from_list(docs) for split, docs in splits.items()})

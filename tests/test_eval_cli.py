@@ -1,0 +1,124 @@
+"""Stored checkpoints evaluated with lm-eval's own command line: stock `lm_eval --model hf` (plain HF checkpoint) and
+`prunesweep-eval --model prunesweep` (non-uniform structural checkpoint) give the runner's own numbers exactly; their
+results JSON becomes extra table rows; bad inputs end in one line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lm_eval.__main__ import cli_evaluate
+
+from prunesweep.errors import PrunesweepError
+from prunesweep.eval_cli import lm_eval_argv, main
+from prunesweep.evaluation.lm_eval_model import PrunesweepLM
+from prunesweep.evaluation.tasks import TASKS_DIR
+from prunesweep.evaluation.tasks.loaders import DATA_DIR_ENV, load
+from prunesweep.provenance import PROVENANCE
+from prunesweep.pruning.structural.manifest import MANIFEST
+from prunesweep.report_cli import main as report_main
+from prunesweep.results import RESULTS_FILE, read_results
+from prunesweep.runner import run
+from tests.compose import compose_config
+
+LIMIT = 16
+PRUNERS = {"magnitude": ["pruner=magnitude", "pruner.rate=0.5"], "llm_pruner": ["pruner=llm_pruner", "pruner.rate=0.3"]}
+# The runner's lm-eval settings in benchmark=smoke, passed the way a user would on the command line.
+SAME_SETTINGS = ["--tasks", "piqa", "--limit", str(LIMIT), "--batch_size", "8", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory, data_dir: str) -> dict[str, Path]:
+    """One-shot runs of a tiny LLaMA (PIQA only): magnitude 0.5 (HF folder), LLM-Pruner 0.3 (first/last layer kept:
+    non-uniform, a shape manifest)."""
+    store, root = tmp_path_factory.mktemp("store"), tmp_path_factory.mktemp("outputs")
+    folders = {}
+    for name, overrides in PRUNERS.items():
+        cfg = compose_config(
+            [
+                "experiment=smoke",
+                "schedule=oneshot",
+                *overrides,
+                "benchmark.perplexity=[]",
+                f"benchmark.limit={LIMIT}",
+                f"experiment_name=eval_{name}",
+                f"paths.data_dir={data_dir}",
+                f"paths.store_dir={store}",
+            ]
+        )
+        folders[name] = root / name
+        run(cfg, folders[name])
+    return folders
+
+
+@pytest.fixture(autouse=True)
+def data_env(monkeypatch: pytest.MonkeyPatch, data_dir: str) -> None:
+    monkeypatch.setenv(DATA_DIR_ENV, data_dir)
+
+
+def recorded(run_dir: Path, step: int) -> dict[str, float]:
+    return {r["metric"]: r["value"] for r in read_results(run_dir / RESULTS_FILE) if r["step"] == step}
+
+
+def lm_eval_results(output_path: Path) -> dict[str, Any]:
+    (path,) = output_path.rglob("results_*.json")
+    return json.loads(path.read_text())
+
+
+def piqa(results: dict[str, Any]) -> dict[str, float]:
+    return {metric: results["results"]["piqa"][f"{metric},none"] for metric in ("acc", "acc_norm")}
+
+
+def test_stock_lm_eval_hf_on_a_magnitude_checkpoint_matches_the_runner(runs, tmp_path, monkeypatch) -> None:
+    checkpoint = runs["magnitude"] / "checkpoints" / "step_1"
+    assert (checkpoint / "config.json").is_file()
+    argv = ["lm_eval", "--model", "hf", "--model_args", f"pretrained={checkpoint},max_length=256", *SAME_SETTINGS]
+    monkeypatch.setattr(sys, "argv", [*argv, "--include_path", str(TASKS_DIR), "--output_path", str(tmp_path)])
+    cli_evaluate()
+    ours = recorded(runs["magnitude"], 1)
+    assert piqa(lm_eval_results(tmp_path)) == {"acc": ours["acc"], "acc_norm": ours["acc_norm"]}
+    assert ours != recorded(runs["magnitude"], 0)  # the pruned model scores differently: the match means something
+
+
+def test_prunesweep_eval_on_a_non_uniform_structural_checkpoint_matches_the_runner(runs, tmp_path) -> None:
+    checkpoint = runs["llm_pruner"] / "checkpoints" / "step_1"
+    assert (checkpoint / MANIFEST).is_file() and not (checkpoint / "config.json").exists()
+    args = ["--model", "prunesweep", "--model_args", f"pretrained={checkpoint},max_length=256", *SAME_SETTINGS]
+    main([*args, "--output_path", str(tmp_path / "lm_eval"), "--log_samples"])
+    results = lm_eval_results(tmp_path / "lm_eval")
+    ours = recorded(runs["llm_pruner"], 1)
+    assert piqa(results) == {"acc": ours["acc"], "acc_norm": ours["acc_norm"]}
+    assert ours != recorded(runs["llm_pruner"], 0)
+    assert list((tmp_path / "lm_eval").rglob("samples_piqa_*.jsonl"))  # --log_samples passed through
+
+    # ... and back into the run's table as an extra row, placed by the checkpoint's provenance
+    provenance = json.loads((checkpoint / PROVENANCE).read_text())
+    assert provenance["record"] | {"method": "llm_pruner", "requested_sparsity": 0.3, "step": 1} == provenance["record"]
+    assert report_main([str(runs["llm_pruner"]), "--lm-eval-results", str(tmp_path / "lm_eval")]) == 0
+    table = (runs["llm_pruner"] / "tables" / "eval_llm_pruner.md").read_text()
+    row = "| 30% | element1 | w/o tune | ours | tiny_llama | lm-eval | 0-shot | "
+    assert row in table and f"{100 * ours['acc_norm']:.2f} |" in table.split(row)[1].splitlines()[0]
+    assert "| 30% | element1 | w/o tune | ours | tiny_llama | runner |" in table
+
+
+def test_include_path_is_added_only_when_not_given() -> None:
+    assert lm_eval_argv(["--tasks", "piqa"]) == ["--tasks", "piqa", "--include_path", str(TASKS_DIR)]
+    assert lm_eval_argv(["--tasks", "x", "--include_path", "/mine"]) == ["--tasks", "x", "--include_path", "/mine"]
+    assert lm_eval_argv(["--include_path=/mine"]) == ["--include_path=/mine"]
+
+
+def test_offline_task_without_data_dir_names_the_variable(monkeypatch, tmp_path) -> None:
+    monkeypatch.delenv(DATA_DIR_ENV)
+    with pytest.raises(PrunesweepError, match=f"set {DATA_DIR_ENV}="):
+        load("piqa")
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path))
+    with pytest.raises(PrunesweepError, match=f"piqa/valid.jsonl not found \\({DATA_DIR_ENV}="):
+        load("piqa")
+
+
+def test_a_folder_without_a_checkpoint_is_one_clear_error(tmp_path) -> None:
+    with pytest.raises(PrunesweepError, match=r"has neither config\.json nor a structural manifest"):
+        PrunesweepLM(pretrained=str(tmp_path))
