@@ -11,8 +11,10 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from prunesweep.config import register_configs
+from prunesweep import sweep_outcome
+from prunesweep.config import check_config, register_configs
 from prunesweep.errors import PrunesweepError
+from prunesweep.overrides import check_argv
 from prunesweep.paths import config_dir, register_resolvers
 
 log = logging.getLogger("prunesweep")
@@ -22,18 +24,24 @@ register_configs()
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
-def app(cfg: DictConfig) -> None:
-    """Run one cell. A bad input ends a single run with one line and exit status 2; in a `--multirun` sweep
-    a failing cell is recorded (status.json) and the sweep goes on."""
-    from prunesweep.results import summary_table
-    from prunesweep.runner import run  # heavy imports (torch, lm-eval) only after composition succeeded
-
+def app(cfg: DictConfig) -> bool:
+    """Run one cell; True when it finished. A bad input ends a single run with one line and exit status 2; in a
+    `--multirun` sweep a failing cell is recorded (status.json) and the sweep goes on."""
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     try:
+        if not multirun:  # before the heavy imports below (lm-eval, datasets): a bad value fails in seconds
+            check_config(cfg)
+            from prunesweep.pruning.registry import with_typed_pruner
+
+            with_typed_pruner(cfg)  # the method's own keys and choices
+        from prunesweep.results import summary_table
+        from prunesweep.runner import run  # heavy imports (torch, lm-eval) only after composition succeeded
+
         rows = run(cfg, Path(hydra_cfg.runtime.output_dir))
         if not multirun:
             print(summary_table(rows))
+        return True
     except PrunesweepError as exc:
         print(f"prunesweep: error: {exc}", file=sys.stderr)
         if not multirun:
@@ -42,7 +50,20 @@ def app(cfg: DictConfig) -> None:
         if not multirun:
             raise
         log.exception("cell %s failed; the sweep goes on", hydra_cfg.runtime.output_dir)
+    return False
 
 
 def main() -> None:
+    """Check the command line's group options and names, run Hydra, and end a sweep with its summary line
+    (exit status 1 when any cell failed)."""
+    try:
+        check_argv(sys.argv[1:])
+    except PrunesweepError as exc:
+        print(f"prunesweep: error: {exc}", file=sys.stderr)
+        sys.exit(2)
     app()
+    summary = sweep_outcome.last_sweep
+    if summary is not None:
+        print(f"prunesweep: sweep: {summary.line()}", file=sys.stderr)
+        if summary.failed:
+            sys.exit(1)
