@@ -17,9 +17,13 @@ from safetensors.torch import save_file
 
 from prunesweep import model_state
 from prunesweep.config import SCHEMAS, CalibrationConfig, PrunerConfig, RunConfig
+from prunesweep.data.corpora import CORPUS_FILES
 from prunesweep.errors import PrunesweepError
+from prunesweep.evaluation.suite import PPL_CORPORA
+from prunesweep.evaluation.tasks.loaders import DATASETS
 from prunesweep.overrides import check_argv, group_options
 from prunesweep.paths import path_safe
+from prunesweep.recovery.data import WIKITEXT_TRAIN_FILE
 from prunesweep.runner import run, validate
 from tests.compose import compose_config
 
@@ -232,6 +236,22 @@ def test_a_broken_data_file_is_named_before_any_model_loads(broken_data, monkeyp
     with pytest.raises(PrunesweepError, match=f"^{re.escape(f'data file {path}: ')}.*{re.escape(message)}"):
         run(cfg, tmp_path / "run")
     assert json.loads((tmp_path / "run" / "status.json").read_text())["state"] == "failed"
+
+
+def every_data_file() -> list[tuple[str, list[str]]]:
+    """(file relative to the data dir, overrides of a smoke run that reads it) for every offline data file."""
+    cases = [(rel, [f"benchmark.tasks=[{task}]"]) for task, spec in DATASETS.items() for rel in spec.files]
+    cases += [(CORPUS_FILES[name], [f"benchmark.perplexity=[{name}]"]) for name in PPL_CORPORA]
+    cases += [(CORPUS_FILES[name], ["pruner=wanda", f"pruner.calibration.dataset={name}"]) for name in ("c4", "alpaca")]
+    return [*cases, (WIKITEXT_TRAIN_FILE, ["recovery=lora", "recovery.dataset=wikitext2"])]
+
+
+@pytest.mark.parametrize(("rel", "overrides"), every_data_file())
+def test_every_data_file_a_run_reads_is_checked(broken_data, tmp_path, rel, overrides):
+    data, break_file = broken_data
+    path = break_file(rel, content=b"")
+    with pytest.raises(PrunesweepError, match=f"^{re.escape(f'data file {path}: is empty')}"):
+        validate(smoke(data, f"paths.store_dir={tmp_path}/store", *overrides))
 
 
 def model_folder(tmp_path: Path, config: bool = True, weights: bytes | None = None) -> Path:

@@ -27,7 +27,8 @@ class SweepSummary:
     sweep_dir: str
 
     def line(self) -> str:
-        where = f"; reasons in <cell>/status.json of {', '.join(self.failed)}" if self.failed else ""
+        more = f" (+{len(self.failed) - 5} more)" if len(self.failed) > 5 else ""
+        where = f"; reasons in <cell>/status.json of {', '.join(self.failed[:5])}{more}" if self.failed else ""
         return f"{self.ok} ok / {len(self.failed)} failed in {self.sweep_dir}{where}"
 
 
