@@ -21,6 +21,7 @@ SCRIPT = Path(sys.executable).with_name("prunesweep")
 CONFIG_ERRORS = [
     "experiment=nope",
     "model=nope",
+    "benchmark.tasks=[nope]",
     "+pruner.ratee=0.3",
     "+benchmark.foo=1",
     "benchmark.ppl_max_tokens=-1",

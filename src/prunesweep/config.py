@@ -13,6 +13,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig
 
 from prunesweep.errors import PrunesweepError
+from prunesweep.paths import PACKAGE_DIR
 
 LINEAR_TARGETS = [
     # LLaMA family
@@ -211,10 +212,24 @@ def check_folder_name(key: str, value: str) -> None:
 
 def check_config(cfg: DictConfig) -> None:
     """The checks a composed config needs before any import of torch: unknown keys (also `+key=...` appends)
-    in every typed group, the numeric range of every `bounded` field, and a folder-safe `experiment_name`."""
+    in every typed group, the numeric range of every `bounded` field, a folder-safe `experiment_name` and
+    known offline task names."""
     _check_node(cfg, RunConfig, "")
     _check_node(cfg.pruner, PrunerConfig, "pruner.", closed=False)  # the method's own keys: pruning.registry
     check_folder_name("experiment_name", cfg.experiment_name)
+    if cfg.benchmark.offline:
+        _check_offline_tasks(list(cfg.benchmark.tasks))
+
+
+def _check_offline_tasks(tasks: list[str]) -> None:
+    """Offline task names are the task YAMLs shipped with the package (listed without importing lm-eval)."""
+    known = sorted(path.stem for path in (PACKAGE_DIR / "evaluation" / "tasks").glob("*.yaml"))
+    for name in tasks:
+        if name not in known:
+            raise PrunesweepError(
+                f"unknown offline benchmark task {name!r}; known: {', '.join(known)} "
+                "(lm-eval hub tasks need benchmark.offline=false)"
+            )
 
 
 def _check_node(node: DictConfig, schema: type, prefix: str, closed: bool = True) -> None:
