@@ -10,7 +10,7 @@ from enum import Enum
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 from prunesweep.errors import PrunesweepError
 from prunesweep.paths import PACKAGE_DIR
@@ -215,7 +215,11 @@ def check_config(cfg: DictConfig) -> None:
     in every typed group, the numeric range of every `bounded` field, a folder-safe `experiment_name` and
     known offline task names."""
     _check_node(cfg, RunConfig, "")
-    _check_node(cfg.pruner, PrunerConfig, "pruner.", closed=False)  # the method's own keys: pruning.registry
+    typed = OmegaConf.get_type(cfg.pruner)  # the method's Config once pruning.registry has typed the node
+    if dataclasses.is_dataclass(typed):
+        _check_node(cfg.pruner, typed, "pruner.")
+    else:  # untyped: the options every method has (its own keys are checked when it is typed)
+        _check_node(cfg.pruner, PrunerConfig, "pruner.", closed=False)
     check_folder_name("experiment_name", cfg.experiment_name)
     if cfg.benchmark.offline:
         _check_offline_tasks(list(cfg.benchmark.tasks))

@@ -30,10 +30,7 @@ def pruner_class(node: DictConfig) -> type[Pruner]:
 
 def typed_pruner_config(node: DictConfig) -> DictConfig:
     """`node` merged onto its method's schema: defaults filled in, one clear line for a bad key/type/choice."""
-    return _merged(node, PrunerConfig if node.get("name") == NO_PRUNING else pruner_class(node).Config)
-
-
-def _merged(node: DictConfig, schema: type) -> DictConfig:
+    schema = PrunerConfig if node.get("name") == NO_PRUNING else pruner_class(node).Config
     try:
         return OmegaConf.merge(OmegaConf.structured(schema), node)
     except OmegaConfBaseException as exc:
