@@ -13,11 +13,11 @@ from prunesweep.pruning.base import Pruner
 from prunesweep.pruning.registry import build_pruner, typed_pruner_config
 
 
-def compose_config(overrides: list[str]) -> DictConfig:
+def compose_config(overrides: list[str], return_hydra_config: bool = False) -> DictConfig:
     register_resolvers()
     register_configs()
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        return compose(config_name="config", overrides=overrides)
+        return compose(config_name="config", overrides=overrides, return_hydra_config=return_hydra_config)
 
 
 def make_pruner(preset: str, **options: Any) -> Pruner | None:

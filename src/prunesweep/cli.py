@@ -11,8 +11,10 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from prunesweep.config import register_configs
+from prunesweep import sweep_outcome
+from prunesweep.config import check_config, register_configs
 from prunesweep.errors import PrunesweepError
+from prunesweep.overrides import check_argv
 from prunesweep.paths import config_dir, register_resolvers
 
 log = logging.getLogger("prunesweep")
@@ -22,10 +24,11 @@ register_configs()
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
-def app(cfg: DictConfig) -> float | None:
-    """Run one cell. A bad input ends a single run (or a search) with one line and exit status 2; in a plain
-    `--multirun` sweep a failing cell is recorded (status.json) and the sweep goes on. Under the Optuna sweeper
-    (`hydra/sweeper=rate_search`) the cell is a trial and its objective is returned."""
+def app(cfg: DictConfig) -> bool | float:
+    """Run one cell; True when it finished, False when it failed. A bad input ends a single run (or a search) with
+    one line and exit status 2; in a plain `--multirun` sweep a failing cell is recorded (status.json) and the
+    sweep goes on. Under the Optuna sweeper (`hydra/sweeper=rate_search`) the cell is a trial and its objective is
+    returned."""
     from prunesweep import search
 
     hydra_cfg = HydraConfig.get()
@@ -34,6 +37,11 @@ def app(cfg: DictConfig) -> float | None:
     tolerant = multirun and not trial
     output_dir = Path(hydra_cfg.runtime.output_dir)
     try:
+        if not tolerant:  # before the heavy imports below (lm-eval, datasets): a bad value fails in seconds
+            check_config(cfg)
+            from prunesweep.pruning.registry import with_typed_pruner
+
+            with_typed_pruner(cfg)  # the method's own keys and choices
         if trial:
             search.check_search(cfg.search, cfg.benchmark)
             cfg.pruner.rate = round(cfg.pruner.rate, search.RATE_DECIMALS)
@@ -45,6 +53,7 @@ def app(cfg: DictConfig) -> float | None:
             return search.finish_trial(rows, cfg, output_dir, hydra_cfg.job.num)
         if not multirun:
             print(summary_table(rows))
+        return True
     except PrunesweepError as exc:
         print(f"prunesweep: error: {exc}", file=sys.stderr)
         if not tolerant:
@@ -53,8 +62,20 @@ def app(cfg: DictConfig) -> float | None:
         if not tolerant:
             raise
         log.exception("cell %s failed; the sweep goes on", hydra_cfg.runtime.output_dir)
-    return None
+    return False
 
 
 def main() -> None:
+    """Check the command line's group options and names, run Hydra, and end a sweep with its summary line
+    (exit status 1 when any cell failed)."""
+    try:
+        check_argv(sys.argv[1:])
+    except PrunesweepError as exc:
+        print(f"prunesweep: error: {exc}", file=sys.stderr)
+        sys.exit(2)
     app()
+    summary = sweep_outcome.last_sweep
+    if summary is not None:
+        print(f"prunesweep: sweep: {summary.line()}", file=sys.stderr)
+        if summary.failed:
+            sys.exit(1)

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
+import typing
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from prunesweep.errors import PrunesweepError
+from prunesweep.paths import PACKAGE_DIR
 
 LINEAR_TARGETS = [
     # LLaMA family
@@ -15,6 +21,12 @@ LINEAR_TARGETS = [
     # GPT-2 family (Conv1D)
     "c_attn", "c_proj", "c_fc",
 ]  # fmt: skip
+
+
+def bounded(default: Any, low: float, high: float | None = None, *, above: bool = False) -> Any:
+    """A numeric field whose value must be >= low (> low with `above`) and < high, checked by `check_config`
+    before anything heavy runs. None stays allowed where the default is None."""
+    return field(default=default, metadata={"range": (low, high, above)})
 
 
 @dataclass
@@ -32,7 +44,7 @@ class ModelConfig:
     dtype: str = "float32"  # float32 | bfloat16 | float16 (GPU only)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     trust_remote_code: bool = False
-    max_length: int = 2048
+    max_length: int = bounded(2048, 1)
 
 
 def choices(name: str, *values: str) -> type[Enum]:
@@ -53,9 +65,9 @@ class CalibrationConfig:
     """Calibration text used for gradient/activation-based importance."""
 
     dataset: str = "c4"  # c4 | wikitext2 | alpaca
-    n_samples: int = 10
-    seq_len: int = 128
-    seed: int = 0
+    n_samples: int = bounded(10, 1)
+    seq_len: int = bounded(128, 1)
+    seed: int = bounded(0, 0)
     mode: CalibrationMode = CalibrationMode["sequential"]  # type: ignore[valid-type]
 
 
@@ -66,7 +78,7 @@ class PrunerConfig:
 
     _target_: str = ""
     name: str = MISSING
-    rate: float = 0.5  # final fraction of the prunable parameters removed (or zeroed)
+    rate: float = bounded(0.5, 0.0, 1.0)  # final fraction of the prunable parameters removed (or zeroed)
     targets: list[str] = field(default_factory=lambda: list(LINEAR_TARGETS))
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
 
@@ -76,8 +88,8 @@ class ScheduleConfig:
     """Step -> target sparsity. `target` defaults to the pruner rate."""
 
     kind: str = "oneshot"  # oneshot | constant | linear | exponential | cubic | explicit
-    steps: int = 1
-    initial: float = 0.0  # sparsity before the first step
+    steps: int = bounded(1, 1)
+    initial: float = bounded(0.0, 0.0, 1.0)  # sparsity before the first step
     milestones: list[float] | None = None  # kind=explicit: the cumulative rates, last == target
     target: float = "${pruner.rate}"  # type: ignore[assignment]
 
@@ -88,22 +100,26 @@ class RecoveryConfig:
 
     kind: str = "none"  # none | lora | full
     dataset: str = "alpaca"  # alpaca | c4 | wikitext2 | local .json/.jsonl file | hub dataset id (owner/name)
-    max_steps: int = 50
-    epochs: float | None = None  # if set, replaces max_steps: ceil(epochs * train examples / (batch * accum))
-    batch_size: int = 4
-    grad_accum: int = 1
-    cutoff_len: int = 256
-    lr: float = 1e-4
+    max_steps: int = bounded(50, 1)
+    epochs: float | None = bounded(
+        None, 0, above=True
+    )  # if set, replaces max_steps: ceil(epochs * train examples / (batch * accum))
+    batch_size: int = bounded(4, 1)
+    grad_accum: int = bounded(1, 1)
+    cutoff_len: int = bounded(256, 2)
+    lr: float = bounded(1e-4, 0, above=True)
     scheduler: str = "linear"  # linear | cosine | constant
-    warmup_steps: int = 5
-    weight_decay: float = 0.0
-    max_grad_norm: float | None = 1.0  # gradient clipping (transformers Trainer default, as LLM-Pruner); None = off
-    val_fraction: float = 0.05
-    val_max_examples: int | None = 50  # cap on the held-out slice so its loss stays cheap; None = no cap
+    warmup_steps: int = bounded(5, 0)
+    weight_decay: float = bounded(0.0, 0.0)
+    max_grad_norm: float | None = bounded(
+        1.0, 0, above=True
+    )  # gradient clipping (transformers Trainer default, as LLM-Pruner); None = off
+    val_fraction: float = bounded(0.05, 0.0, 1.0)
+    val_max_examples: int | None = bounded(50, 1)  # cap on the held-out slice so its loss stays cheap; None = no cap
     train_on_inputs: bool = False  # instruction data: also train on prompt tokens (LLM-Pruner default: response only)
-    lora_r: int = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.05
+    lora_r: int = bounded(8, 1)
+    lora_alpha: int = bounded(16, 1)
+    lora_dropout: float = bounded(0.05, 0.0, 1.0)
     lora_targets: list[str] = field(default_factory=lambda: list(LINEAR_TARGETS))
     dtype: str = "float32"  # float32 | bfloat16
     seed: int = 0
@@ -116,15 +132,15 @@ class BenchmarkConfig:
 
     name: str = MISSING
     perplexity: list[str] = field(default_factory=lambda: ["wikitext2"])  # wikitext2 | ptb
-    ppl_seq_len: int = 128
-    ppl_max_tokens: int | None = None
-    ppl_batch_size: int = 8
+    ppl_seq_len: int = bounded(128, 2)
+    ppl_max_tokens: int | None = bounded(None, 2)
+    ppl_batch_size: int = bounded(8, 1)
     tasks: list[str] = field(default_factory=list)
     offline: bool = True  # True: tasks over paths.data_dir; False: lm-eval hub task names
-    limit: int | None = None
-    num_fewshot: int = 0
-    batch_size: int = 8
-    max_length: int = 512
+    limit: int | None = bounded(None, 1)
+    num_fewshot: int = bounded(0, 0)
+    batch_size: int = bounded(8, 1)
+    max_length: int = bounded(512, 2)
     efficiency: bool = False  # params, MACs, latency, peak memory, checkpoint bytes (LLM-Pruner Table 2)
 
 
@@ -173,8 +189,8 @@ class RunConfig:
     paths: PathsConfig = MISSING
     search: SearchConfig = field(default_factory=SearchConfig)
     experiment_name: str = "default"
-    seed: int = 0
-    threads: int | None = None  # torch CPU threads per run; set 1 with 2 parallel jobs on 2 cores
+    seed: int = bounded(0, 0)
+    threads: int | None = bounded(None, 1)  # torch CPU threads per run; set 1 with 2 parallel jobs on 2 cores
 
 
 SCHEMAS: dict[str, type] = {
@@ -193,3 +209,61 @@ def register_configs() -> None:
     cs.store(name="run_schema", node=RunConfig)
     for group, schema in SCHEMAS.items():
         cs.store(group=group, name="_schema", node=schema)
+
+
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=,-]*")
+
+
+def check_folder_name(key: str, value: str) -> None:
+    """A value that names a folder under outputs/ must stay one plain path component (no `/`, no leading `.`)."""
+    if not SAFE_NAME.fullmatch(str(value)):
+        raise PrunesweepError(
+            f"{key}={value!r} must be a plain folder name (letters, digits, . _ + = , -; no '/' or leading '.')"
+        )
+
+
+def check_config(cfg: DictConfig) -> None:
+    """The checks a composed config needs before any import of torch: unknown keys (also `+key=...` appends)
+    in every typed group, the numeric range of every `bounded` field, a folder-safe `experiment_name` and
+    known offline task names."""
+    _check_node(cfg, RunConfig, "")
+    typed = OmegaConf.get_type(cfg.pruner)  # the method's Config once pruning.registry has typed the node
+    if dataclasses.is_dataclass(typed):
+        _check_node(cfg.pruner, typed, "pruner.")
+    else:  # untyped: the options every method has (its own keys are checked when it is typed)
+        _check_node(cfg.pruner, PrunerConfig, "pruner.", closed=False)
+    check_folder_name("experiment_name", cfg.experiment_name)
+    if cfg.benchmark.offline:
+        _check_offline_tasks(list(cfg.benchmark.tasks))
+
+
+def _check_offline_tasks(tasks: list[str]) -> None:
+    """Offline task names are the task YAMLs shipped with the package (listed without importing lm-eval)."""
+    known = sorted(path.stem for path in (PACKAGE_DIR / "evaluation" / "tasks").glob("*.yaml"))
+    for name in tasks:
+        if name not in known:
+            raise PrunesweepError(
+                f"unknown offline benchmark task {name!r}; known: {', '.join(known)} "
+                "(lm-eval hub tasks need benchmark.offline=false)"
+            )
+
+
+def _check_node(node: DictConfig, schema: type, prefix: str, closed: bool = True) -> None:
+    """Recursively compare `node` with its dataclass `schema`; one PrunesweepError line for the first problem."""
+    fields, types = {f.name: f for f in dataclasses.fields(schema)}, typing.get_type_hints(schema)
+    unknown = sorted(set(node.keys()) - set(fields)) if closed else []
+    if unknown:
+        raise PrunesweepError(f"{prefix}{unknown[0]}: unknown key (valid: {', '.join(sorted(fields))})")
+    for name, spec in fields.items():
+        value = node.get(name)
+        if dataclasses.is_dataclass(types[name]) and isinstance(value, DictConfig):
+            _check_node(value, types[name], f"{prefix}{name}.")
+        elif "range" in spec.metadata and value is not None:
+            _check_range(f"{prefix}{name}", value, *spec.metadata["range"], nullable=spec.default is None)
+
+
+def _check_range(key: str, value: Any, low: float, high: float | None, above: bool, nullable: bool) -> None:
+    if (value > low if above else value >= low) and (high is None or value < high):
+        return
+    bound = f"{'>' if above else '>='} {low:g}" if high is None else f"in {'(' if above else '['}{low:g}, {high:g})"
+    raise PrunesweepError(f"{key}={value} must be {bound}{' or null' if nullable else ''}")

@@ -10,9 +10,9 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from prunesweep.data.corpora import CORPUS_FILES, corpus_file
-from prunesweep.evaluation.tasks.loaders import DATASETS
+from prunesweep.data.corpora import corpus_file
 from prunesweep.hashing import content_key, file_sha256
+from prunesweep.inputs import benchmark_files
 from prunesweep.models.loader import packaged_gguf_path
 from prunesweep.recovery.data import dataset_location
 
@@ -26,10 +26,7 @@ def code_versions() -> dict[str, str]:
 
 def benchmark_data(benchmark: DictConfig, data_dir: str) -> dict[str, str]:
     """sha256 of every file the benchmark reads (perplexity corpora and offline task files)."""
-    files = [CORPUS_FILES[name] for name in benchmark.perplexity]
-    if benchmark.offline:
-        files += [rel for task in benchmark.tasks for rel in DATASETS[task].files]
-    return {rel: file_sha256(Path(data_dir) / rel) for rel in sorted(set(files))}
+    return {rel: file_sha256(Path(data_dir) / rel) for rel in benchmark_files(benchmark)}
 
 
 def calibration_data(calibration: DictConfig, data_dir: str) -> str:

@@ -2,23 +2,34 @@
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+log = logging.getLogger(__name__)
 
 
 def project_root() -> str:
-    """The checkout root (folder holding `src/prunesweep`), or the current directory for non-editable installs."""
-    env = os.environ.get("PRUNESWEEP_ROOT")
-    if env:
-        return str(Path(env).resolve())
-    candidate = PACKAGE_DIR.parents[1]
-    if (candidate / "src" / "prunesweep").is_dir():
-        return str(candidate)
-    return str(Path.cwd())
+    """Where `outputs/` goes: $PRUNESWEEP_ROOT, else the working directory (as every Hydra app), wherever the
+    package is installed; the configs are package data, found independently of it."""
+    return str(Path(os.environ.get("PRUNESWEEP_ROOT") or Path.cwd()).resolve())
+
+
+def path_safe(name: str) -> str:
+    """`name` as one path component: '/' becomes %2F (said once per name), so no value escapes its folder."""
+    safe = str(name).replace("/", "%2F")
+    if safe != name:
+        _say_sanitised(str(name), safe)
+    return safe
+
+
+@functools.cache
+def _say_sanitised(name: str, safe: str) -> None:
+    log.warning("folder name %r contains '/': written as %r", name, safe)
 
 
 def config_dir() -> str:
@@ -37,7 +48,7 @@ def subfolder(name: str | None) -> str:
 
 
 def register_resolvers() -> None:
-    """Register `${project_root:}` and `${subfolder:name}` (idempotent)."""
-    for name, resolver in (("project_root", project_root), ("subfolder", subfolder)):
+    """Register `${project_root:}`, `${subfolder:name}` and `${path_safe:...}` (idempotent)."""
+    for name, resolver in (("project_root", project_root), ("subfolder", subfolder), ("path_safe", path_safe)):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, resolver)

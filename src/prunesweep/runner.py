@@ -16,11 +16,13 @@ import torch
 from omegaconf import DictConfig
 
 from prunesweep.atomic import write_json
+from prunesweep.config import check_config
 from prunesweep.data.corpora import calibration_batch
 from prunesweep.errors import PrunesweepError
 from prunesweep.evaluation.suite import check_benchmark
 from prunesweep.fingerprint import fingerprints, model_source
 from prunesweep.hashing import content_key
+from prunesweep.inputs import check_inputs, check_writable
 from prunesweep.model_state import ModelState
 from prunesweep.models import check_model_config
 from prunesweep.provenance import Origin
@@ -54,6 +56,7 @@ class Plan:
 def validate(cfg: DictConfig) -> Plan:
     """Every check that needs no model: bad values, unknown names and missing files fail here, in one line."""
     cfg = with_typed_pruner(cfg)
+    check_config(cfg)
     pruner = build_pruner(cfg.pruner)
     check_schedule(cfg.schedule)
     check_model_config(cfg.model)
@@ -61,9 +64,9 @@ def validate(cfg: DictConfig) -> Plan:
         raise PrunesweepError(f"paths.data_dir {cfg.paths.data_dir!r} does not exist (set PRUNESWEEP_DATA_DIR)")
     check_benchmark(cfg.benchmark, cfg.paths.data_dir)
     check_recovery(cfg.recovery, cfg.paths.data_dir)
-    if cfg.threads is not None and cfg.threads < 1:
-        raise PrunesweepError(f"threads={cfg.threads} must be >= 1 or null")
-    inputs = fingerprints(cfg, pruner is not None and pruner.uses_calibration)
+    uses_calibration = pruner is not None and pruner.uses_calibration
+    check_inputs(cfg, uses_calibration)
+    inputs = fingerprints(cfg, uses_calibration)
     return Plan(cfg, pruner, rates(cfg.schedule) if pruner is not None and cfg.schedule.target > 0 else [], inputs)
 
 
@@ -95,7 +98,7 @@ def run(cfg: DictConfig, output_dir: Path) -> list[dict[str, Any]]:
     """Execute one cell; returns the tidy records also written to `output_dir/results.jsonl`.
 
     The cell's `status.json` says running / done / failed (with the reason, also for invalid settings)."""
-    output_dir.mkdir(parents=True, exist_ok=True)
+    check_writable(output_dir, "run folder")
     status = output_dir / STATUS_FILE
     tracker: Tracker | None = None
     results: ResultsLog | None = None

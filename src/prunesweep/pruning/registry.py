@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -32,7 +30,7 @@ def pruner_class(node: DictConfig) -> type[Pruner]:
 
 def typed_pruner_config(node: DictConfig) -> DictConfig:
     """`node` merged onto its method's schema: defaults filled in, one clear line for a bad key/type/choice."""
-    schema = pruner_class(node).Config
+    schema = PrunerConfig if node.get("name") == NO_PRUNING else pruner_class(node).Config
     try:
         return OmegaConf.merge(OmegaConf.structured(schema), node)
     except OmegaConfBaseException as exc:
@@ -52,10 +50,6 @@ def build_pruner(node: DictConfig) -> Pruner | None:
 
 def with_typed_pruner(cfg: DictConfig) -> DictConfig:
     """The run config with its pruner node typed by the method's schema (for hashing and the pruner)."""
-    if cfg.pruner.name == NO_PRUNING:
-        typed: Any = OmegaConf.merge(OmegaConf.structured(PrunerConfig), cfg.pruner)
-    else:
-        typed = typed_pruner_config(cfg.pruner)
     out = cfg.copy()
-    out.pruner = typed
+    out.pruner = typed_pruner_config(cfg.pruner)
     return out

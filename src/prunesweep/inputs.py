@@ -1,0 +1,119 @@
+"""Every input a run reads, checked before the first model load: each data file is readable in its format
+(JSON, JSON lines, BZ2, UTF-8 text; not empty), a local model folder holds a model whose weight files are
+complete, and the folders the run writes to are writable. A problem is one line naming the file."""
+
+from __future__ import annotations
+
+import bz2
+import json
+import tempfile
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from prunesweep.data.corpora import CORPUS_FILES, corpus_file
+from prunesweep.errors import PrunesweepError
+from prunesweep.evaluation.tasks.loaders import DATASETS
+from prunesweep.recovery.data import dataset_location
+
+
+def benchmark_files(benchmark: DictConfig) -> list[str]:
+    """Files the benchmark reads, relative to the data dir (perplexity corpora, offline task files)."""
+    files = [CORPUS_FILES[name] for name in benchmark.perplexity]
+    if benchmark.offline:
+        files += [rel for task in benchmark.tasks for rel in DATASETS[task].files]
+    return sorted(set(files))
+
+
+def data_files(cfg: DictConfig, uses_calibration: bool) -> list[Path]:
+    """Every data file the run will read (call after the names were checked)."""
+    data_dir = Path(cfg.paths.data_dir)
+    files = [data_dir / rel for rel in benchmark_files(cfg.benchmark)]
+    if uses_calibration:
+        files.append(corpus_file(cfg.pruner.calibration.dataset, data_dir).path)
+    if cfg.recovery.kind != "none":
+        where = dataset_location(cfg.recovery.dataset, data_dir)
+        files += [] if isinstance(where, str) else [where]  # a str is a hub dataset id
+    return files
+
+
+def check_inputs(cfg: DictConfig, uses_calibration: bool) -> None:
+    """Data files, model folder and writable folders (the run folder is checked by the runner)."""
+    for path in data_files(cfg, uses_calibration):
+        check_data_file(path)
+    if cfg.model.source == "hf" and Path(cfg.model.path).expanduser().is_dir():
+        check_model_folder(Path(cfg.model.path).expanduser())
+    check_writable(Path(cfg.paths.store_dir), "paths.store_dir")
+    if cfg.model.source == "gguf_package":
+        check_writable(Path(cfg.paths.cache_dir), "paths.cache_dir")
+
+
+def check_data_file(path: Path) -> None:
+    """Raise PrunesweepError when `path` is empty or does not parse in the format its name says."""
+    raw = path.read_bytes()
+    try:
+        if path.suffix == ".bz2":
+            raw = bz2.decompress(raw)
+        text = raw.decode("utf-8")
+        if not text.strip():
+            raise PrunesweepError("is empty")
+        if path.suffix == ".json":
+            json.loads(text)
+        elif path.suffix == ".jsonl":
+            for number, line in enumerate(text.splitlines(), start=1):
+                if line.strip():
+                    _json_line(line, number)
+    except PrunesweepError as exc:
+        raise PrunesweepError(f"data file {path}: {exc}") from None
+    except (OSError, EOFError, ValueError) as exc:  # bad BZ2 stream, not UTF-8, not JSON
+        raise PrunesweepError(f"data file {path}: cannot be read ({type(exc).__name__}: {exc})") from None
+
+
+def _json_line(line: str, number: int) -> None:
+    try:
+        json.loads(line)
+    except ValueError as exc:
+        raise PrunesweepError(f"line {number} is not valid JSON ({exc})") from None
+
+
+def check_model_folder(folder: Path) -> None:
+    """A local model folder needs a config.json and complete weight files."""
+    config = folder / "config.json"
+    if not config.is_file():
+        raise PrunesweepError(f"model folder {folder}: no config.json (not a Hugging Face model folder)")
+    try:
+        json.loads(config.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise PrunesweepError(f"model file {config}: not valid JSON ({exc})") from None
+    weights = sorted(folder.glob("*.safetensors"))
+    if not weights and not list(folder.glob("*.bin")):
+        raise PrunesweepError(f"model folder {folder}: no weight files (*.safetensors)")
+    for path in weights:
+        _check_safetensors(path)
+
+
+def _check_safetensors(path: Path) -> None:
+    """The header's tensor offsets must fit in the file: a truncated copy fails here, not mid-load."""
+    size = path.stat().st_size
+    try:
+        with path.open("rb") as fh:
+            length = int.from_bytes(fh.read(8), "little")
+            header = json.loads(fh.read(length)) if 0 < length <= size - 8 else None
+    except ValueError:
+        header = None
+    if not isinstance(header, dict):
+        raise PrunesweepError(f"model file {path}: not a safetensors file (unreadable header)")
+    end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+    if size < 8 + length + end:
+        raise PrunesweepError(f"model file {path}: truncated ({size} bytes, its header needs {8 + length + end})")
+
+
+def check_writable(folder: Path, what: str) -> Path:
+    """Create `folder` if needed and prove a file can be written in it."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise PrunesweepError(f"{what} {folder} is not writable ({exc.strerror or exc})") from None
+    return folder

@@ -1,0 +1,55 @@
+"""Command-line overrides checked before Hydra composes anything: an unknown option of a config group (model,
+pruner, benchmark, experiment, ...) or an unsafe folder name fails in one line, and nothing is written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hydra._internal.utils import get_args_parser
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override, ValueType
+from hydra.errors import HydraException
+
+from prunesweep.config import check_folder_name
+from prunesweep.errors import PrunesweepError
+from prunesweep.paths import config_dir
+
+
+def group_options(group: str) -> list[str]:
+    """The config files of group `group` (e.g. every preset under `conf/experiment/`)."""
+    return sorted(path.stem for path in (Path(config_dir()) / group).glob("*.yaml"))
+
+
+def check_argv(argv: list[str]) -> None:
+    """`check_overrides` on the overrides of a `prunesweep` command line."""
+    check_overrides(get_args_parser().parse_args(argv).overrides)
+
+
+def check_overrides(overrides: list[str]) -> None:
+    """Raise PrunesweepError naming the valid options for an unknown group option (every value of a sweep)
+    and for an `experiment_name` that is not a plain folder name. Syntax errors are left to Hydra."""
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except HydraException:
+        return
+    for override in parsed:
+        if override.is_hydra_override() or override.is_delete():
+            continue
+        key = override.key_or_group
+        if (Path(config_dir()) / key).is_dir():
+            valid = group_options(key)
+            for value in _values(override):
+                if value not in valid:
+                    raise PrunesweepError(f"{key}={value!r} is not a known {key}; valid: {', '.join(valid)}")
+        elif key == "experiment_name":
+            for value in _values(override):
+                check_folder_name(key, value)
+
+
+def _values(override: Override) -> list[str]:
+    """The literal values an override stands for (glob and interval sweeps are Hydra's to expand)."""
+    if override.value_type in (ValueType.GLOB_CHOICE_SWEEP, ValueType.INTERVAL_SWEEP):
+        return []
+    if override.is_sweep_override():
+        return list(override.sweep_string_iterator())
+    return [override.get_value_element_as_str()]
