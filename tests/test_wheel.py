@@ -78,6 +78,8 @@ def test_wheel_in_a_fresh_venv_runs_smoke_from_an_empty_folder(installed, tmp_pa
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     (results,) = (tmp_path / "outputs" / "runs" / "smoke").glob(f"*/{RESULTS_FILE}")
+    assert f"results: {results}" in proc.stdout.splitlines()  # the closing lines
+    assert "eval piqa" in proc.stderr and "[lm_eval" not in proc.stderr  # quiet console: our bars, not lm-eval's logs
     rows = read_results(results)
     assert {(r["step"], r["stage"]) for r in rows} == {(0, "dense"), (1, "pruned"), (2, "pruned")}
     assert {r["task"] for r in rows} == {"wikitext2", "piqa"}

@@ -12,6 +12,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from prunesweep.config import register_configs
+from prunesweep.console import closing_lines, configure
 from prunesweep.errors import PrunesweepError
 from prunesweep.paths import config_dir, register_resolvers
 
@@ -25,15 +26,18 @@ register_configs()
 def app(cfg: DictConfig) -> None:
     """Run one cell. A bad input ends a single run with one line and exit status 2; in a `--multirun` sweep
     a failing cell is recorded (status.json) and the sweep goes on."""
+    configure(cfg.verbose)  # before the heavy imports below, which bring in tqdm
     from prunesweep.results import summary_table
     from prunesweep.runner import run  # heavy imports (torch, lm-eval) only after composition succeeded
 
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    output_dir = Path(hydra_cfg.runtime.output_dir)
     try:
-        rows = run(cfg, Path(hydra_cfg.runtime.output_dir))
+        rows = run(cfg, output_dir)
         if not multirun:
             print(summary_table(rows))
+            print("\n".join(closing_lines(output_dir, Path(cfg.paths.root_dir) / "outputs")))
     except PrunesweepError as exc:
         print(f"prunesweep: error: {exc}", file=sys.stderr)
         if not multirun:

@@ -124,7 +124,7 @@ class BenchmarkConfig:
     limit: int | None = None
     num_fewshot: int = 0
     batch_size: int = 8
-    max_length: int = 512
+    max_length: int | None = None  # lm-eval context in tokens; None = the model's (max_position_embeddings)
     efficiency: bool = False  # params, MACs, latency, peak memory, checkpoint bytes (LLM-Pruner Table 2)
 
 
@@ -163,6 +163,7 @@ class RunConfig:
     experiment_name: str = "default"
     seed: int = 0
     threads: int | None = None  # torch CPU threads per run; set 1 with 2 parallel jobs on 2 cores
+    verbose: bool = False  # true: lm-eval's and transformers' own logs and progress bars on the console too
 
 
 SCHEMAS: dict[str, type] = {
