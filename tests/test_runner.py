@@ -94,3 +94,25 @@ def test_rate_zero_is_the_dense_baseline_only(data_dir):
 
     cfg = compose_config(["experiment=smoke", "pruner.rate=0", f"paths.data_dir={data_dir}"])
     assert validate(cfg).rates == []
+
+
+def test_recovered_rows_say_what_they_were_tuned_on_and_for_how_long(tmp_path, data_dir):
+    from prunesweep.hashing import file_sha256
+    from prunesweep.recovery.data import dataset_location
+
+    overrides = ["experiment=smoke", "pruner.rate=0.25", "schedule.milestones=[0.25]", "recovery=lora"]
+    overrides += [
+        "recovery.max_steps=2",
+        "recovery.cutoff_len=384",
+        "recovery.val_max_examples=2",
+        "benchmark.tasks=[]",
+    ]
+    cfg = compose_config([*overrides, f"paths.data_dir={data_dir}", f"paths.store_dir={tmp_path}/store"])
+    rows = run(cfg, tmp_path / "cell")
+    recovered = [r for r in rows if r["stage"] == "recovered"]
+    assert recovered and all(r["stage"] != "recovered" for r in rows if "recovery_dataset" not in r)
+    sha = file_sha256(dataset_location("alpaca", data_dir))
+    for r in recovered:
+        assert r["recovery_dataset"] == f"alpaca@{sha[:16]}"
+        assert r["recovery_steps"] == 2
+        assert 0 < r["recovery_train_tokens"] <= 2 * 4 * 384  # steps x batch x cutoff_len

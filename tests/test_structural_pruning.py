@@ -309,3 +309,33 @@ def test_unsupported_model_layer_range_and_unreachable_rate_fail_clearly():
         llm_pruner(layer_start=3, layer_end=9).check(loaded.model)
     with pytest.raises(PrunesweepError, match="out of reach"):
         llm_pruner().prune_to(loaded.model, 0.9, context(loaded.tokenizer))
+
+
+@pytest.mark.parametrize("arch_name", ARCHS)
+def test_grouping_none_prunes_each_matrix_on_its_own_importance(arch_name):
+    """Table 5's "w/o dependency": each MLP matrix keeps its own highest-scored channels, as many as the coupled
+    plan keeps; the model still runs (same shapes and size) but computes something else."""
+    loaded = tiny(arch_name)
+    model, ctx = loaded.model, context(loaded.tokenizer)
+    arch = architecture_of(model)
+    coupled = copy.deepcopy(model)
+    pruner = llm_pruner(grouping="none", importance="l2", prune_attention=False)
+    group = arch.mlp_group(model, pruner.layer_range(len(arch.layers(model)))[0])
+    weights = [s.module.weight.detach().clone() for s in group.slices]
+    own_scores = [member_scores(s, group.n_units, "l2", None) for s in group.slices]
+    result = pruner.prune_to(model, 0.1, ctx)
+    llm_pruner(importance="l2", prune_attention=False).prune_to(coupled, 0.1, ctx)
+    assert result.details["grouping"] == "none"
+    assert count_params(model) == count_params(coupled) and architecture_of(model).structure(model) == arch.structure(
+        coupled
+    )
+    kept = []
+    for s, weight, scores in zip(group.slices, weights, own_scores, strict=True):
+        axis = channel_axis(s.module, s.kind)
+        removed = group.n_units - s.module.weight.shape[axis]
+        keep = scores.argsort(stable=True)[removed:].sort().values
+        assert removed > 0 and torch.equal(s.module.weight.detach(), weight.index_select(axis, keep))
+        kept.append(tuple(keep.tolist()))
+    assert len(set(kept)) > 1  # the members disagree: the coupling is broken
+    out = logits(model, probe())
+    assert torch.isfinite(out).all() and not torch.allclose(out, logits(coupled, probe()))

@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 
 from prunesweep import sweep_outcome
 from prunesweep.config import check_config, register_configs
+from prunesweep.console import closing_lines, configure
 from prunesweep.errors import PrunesweepError
 from prunesweep.overrides import check_argv
 from prunesweep.paths import config_dir, register_resolvers
@@ -31,6 +32,7 @@ def app(cfg: DictConfig) -> bool | float:
     returned."""
     from prunesweep import search
 
+    configure(cfg.verbose)  # before the heavy imports below, which bring in tqdm
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     trial = multirun and search.is_search(hydra_cfg.sweeper)
@@ -53,6 +55,7 @@ def app(cfg: DictConfig) -> bool | float:
             return search.finish_trial(rows, cfg, output_dir, hydra_cfg.job.num)
         if not multirun:
             print(summary_table(rows))
+            print("\n".join(closing_lines(output_dir, Path(cfg.paths.root_dir) / "outputs")))
         return True
     except PrunesweepError as exc:
         print(f"prunesweep: error: {exc}", file=sys.stderr)

@@ -140,7 +140,7 @@ class BenchmarkConfig:
     limit: int | None = bounded(None, 1)
     num_fewshot: int = bounded(0, 0)
     batch_size: int = bounded(8, 1)
-    max_length: int = bounded(512, 2)
+    max_length: int | None = bounded(None, 2)  # lm-eval context in tokens; None = the model's (max_position_embeddings)
     efficiency: bool = False  # params, MACs, latency, peak memory, checkpoint bytes (LLM-Pruner Table 2)
 
 
@@ -191,6 +191,7 @@ class RunConfig:
     experiment_name: str = "default"
     seed: int = bounded(0, 0)
     threads: int | None = bounded(None, 1)  # torch CPU threads per run; set 1 with 2 parallel jobs on 2 cores
+    verbose: bool = False  # true: lm-eval's and transformers' own logs and progress bars on the console too
 
 
 SCHEMAS: dict[str, type] = {

@@ -10,6 +10,7 @@ from omegaconf import DictConfig
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from prunesweep.checkpoint import load_checkpoint
+from prunesweep.console import bar
 from prunesweep.models import load_model
 from prunesweep.models.loader import resolve_device, resolve_dtype
 
@@ -33,13 +34,15 @@ class ModelState:
             return self.model
         start = time.perf_counter()
         self.model = None  # free the old weights before loading the new ones
-        if step == 0:
-            loaded = load_model(self.cfg.model, self.cfg.paths.cache_dir, seed=self.cfg.seed)
-            self.model, self.tokenizer = loaded.model, loaded.tokenizer
-        else:
-            device = resolve_device(self.cfg.model.device)
-            dtype = resolve_dtype(self.cfg.model.dtype, device)
-            self.model, self.tokenizer = load_checkpoint(self.checkpoint_of[step], dtype, device)
+        with bar(total=1, desc=f"load model (step {step})", bar_format="{desc}: {elapsed}") as progress:
+            if step == 0:
+                loaded = load_model(self.cfg.model, self.cfg.paths.cache_dir, seed=self.cfg.seed)
+                self.model, self.tokenizer = loaded.model, loaded.tokenizer
+            else:
+                device = resolve_device(self.cfg.model.device)
+                dtype = resolve_dtype(self.cfg.model.dtype, device)
+                self.model, self.tokenizer = load_checkpoint(self.checkpoint_of[step], dtype, device)
+            progress.update()
         log.info("model after step %d ready in %.1fs", step, time.perf_counter() - start)
         self.step = step
         return self.model

@@ -13,7 +13,7 @@ from prunesweep.hashing import content_key
 
 RESULTS_FILE = "results.jsonl"
 # Settings that do not change a cell's numbers: excluded from its identity.
-NON_IDENTITY_KEYS = ("paths", "logger", "experiment_name", "threads", "search")
+NON_IDENTITY_KEYS = ("paths", "logger", "experiment_name", "threads", "verbose", "search")
 
 
 def resolved_config(cfg: DictConfig) -> dict[str, Any]:

@@ -30,7 +30,7 @@ def evaluate_stage(
 ) -> Rows:
     """One record per metric of the benchmark, each carrying `stage` fields and the parameter counts."""
     start = time.perf_counter()
-    metrics = evaluate(model, tokenizer, cfg.benchmark, cfg.paths.data_dir)
+    metrics = evaluate(model, tokenizer, cfg.benchmark, cfg.paths.data_dir, cfg.verbose)
     total, nonzero = count_params(model)
     fields = {**stage, "total_params": total, "nonzero_params": nonzero, "eval_seconds": time.perf_counter() - start}
     return [{**fields, **metric} for metric in metrics]

@@ -7,7 +7,9 @@ is lm-eval's hub task of that name (see HUB_NAMES for the ones that differ). Tas
 
 from __future__ import annotations
 
+import logging
 import os
+import time
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -15,15 +17,16 @@ from typing import Any
 import lm_eval
 from lm_eval.api.metrics import mean, mean_stderr
 from lm_eval.api.task import Task
-from lm_eval.models.huggingface import HFLM
 from lm_eval.tasks import TaskManager
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from prunesweep.errors import PrunesweepError
+from prunesweep.evaluation.task_lm import TaskLM
 from prunesweep.evaluation.tasks import HUB_NAMES, TASKS_DIR
 from prunesweep.evaluation.tasks.loaders import DATASETS
 from prunesweep.hashing import file_sha256
 
+log = logging.getLogger(__name__)
 NO_OFFLINE_DATA = {"triviaqa"}
 OFFLINE_ENV = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
 
@@ -65,40 +68,51 @@ def run_tasks(
     limit: int | None,
     num_fewshot: int,
     batch_size: int,
-    max_length: int,
+    max_length: int | None,
+    verbose: bool = False,
 ) -> list[dict[str, Any]]:
-    """Evaluate `model` on `tasks`; one record per (task, metric).
+    """Evaluate `model` on `tasks`, one task at a time (one progress bar each); one record per (task, metric).
 
     Records: task, metric (acc, acc_norm, perplexity, exact_match), value, stderr (lm-eval's mean_stderr of
     the per-example scores; None for perplexity), n_examples, data_file and data_sha256 (the files read, joined
-    by "+"; the hub dataset and None online), lm_eval_version, limit, num_fewshot.
+    by "+"; the hub dataset and None online), lm_eval_version, limit, num_fewshot, max_length (the context used:
+    `max_length`, or the model's when None), truncated (examples whose input was cut to fit it), seconds.
     """
     check_tasks(tasks, data_dir, offline)
     data_key = _data_key(data_dir, offline)
     task_objs = _load_tasks(tasks, data_key)
-    for task in task_objs.values():
-        task.set_config(key="num_fewshot", value=num_fewshot)
-    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=max_length)
-    out = lm_eval.simple_evaluate(
-        model=lm,
-        tasks=list(task_objs.values()),
-        task_manager=_task_manager(data_key),
-        limit=limit,
-        bootstrap_iters=0,  # stderr is computed below from the per-example scores
-        log_samples=True,
-        # Leave the caller's global RNG state alone (lm-eval reseeds random/numpy/torch by default);
-        # scoring is deterministic and the few-shot sampler keeps its own seed.
-        random_seed=None,
-        numpy_random_seed=None,
-        torch_random_seed=None,
-    )
-    assert out is not None  # None only on non-zero ranks of a distributed run
+    lm = TaskLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=max_length, verbose=verbose)
     common = {"lm_eval_version": lm_eval.__version__, "limit": limit, "num_fewshot": num_fewshot}
-    return [
-        {"task": name, **record, **_provenance(name, task, data_key), **common}
-        for name, task in task_objs.items()
-        for record in _metric_records(task, out)
-    ]
+    records = []
+    for name, task in task_objs.items():
+        task.set_config(key="num_fewshot", value=num_fewshot)
+        start = time.perf_counter()
+        with lm.task(name) as truncated:
+            out = lm_eval.simple_evaluate(
+                model=lm,
+                tasks=[task],
+                task_manager=_task_manager(data_key),
+                limit=limit,
+                bootstrap_iters=0,  # stderr is computed below from the per-example scores
+                log_samples=True,
+                # Leave the caller's global RNG state alone (lm-eval reseeds random/numpy/torch by default);
+                # scoring is deterministic and the few-shot sampler keeps its own seed.
+                random_seed=None,
+                numpy_random_seed=None,
+                torch_random_seed=None,
+            )
+        assert out is not None  # None only on non-zero ranks of a distributed run
+        task_records = _metric_records(task, out)
+        if truncated:
+            n = task_records[0]["n_examples"] if task_records else "?"
+            log.warning(
+                "%s: %d of %s examples truncated to max_length=%d tokens", name, len(truncated), n, lm.max_length
+            )
+        protocol = {"max_length": lm.max_length, "truncated": len(truncated), "seconds": time.perf_counter() - start}
+        records += [
+            {"task": name, **r, **_provenance(name, task, data_key), **common, **protocol} for r in task_records
+        ]
+    return records
 
 
 def _data_key(data_dir: str, offline: bool) -> str | None:

@@ -10,8 +10,9 @@ import math
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from prunesweep.console import bar
 
 
 def token_windows(ids: torch.Tensor, seq_len: int, max_tokens: int | None = None) -> torch.Tensor:
@@ -39,7 +40,7 @@ def perplexity(
     device = next(model.parameters()).device
     nll_sum, count = 0.0, 0
     model.eval()
-    for batch in tqdm(windows.split(batch_size), desc=f"ppl@{seq_len}", leave=False):
+    for batch in bar(windows.split(batch_size), desc=f"ppl@{seq_len}", leave=False):
         batch = batch.to(device)
         logits = model(input_ids=batch, use_cache=False).logits.float()
         loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.size(-1)), batch[:, 1:].reshape(-1), reduction="sum")

@@ -32,9 +32,14 @@ def check_benchmark(cfg: BenchmarkConfig, data_dir: str) -> None:
 
 
 def evaluate(
-    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, cfg: BenchmarkConfig, data_dir: str
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    cfg: BenchmarkConfig,
+    data_dir: str,
+    verbose: bool = False,
 ) -> list[dict[str, Any]]:
-    """Run the suite; every record carries its protocol (data file hash, seq_len, limit, ...)."""
+    """Run the suite; every record carries its protocol (data file hash, seq_len, limit, truncated, ...).
+    `verbose`: lm-eval's own progress bars too."""
     records: list[dict[str, Any]] = []
     for name in cfg.perplexity:
         start = time.perf_counter()
@@ -56,8 +61,7 @@ def evaluate(
     if cfg.efficiency:
         records.extend(_efficiency_records(model, tokenizer))
     if cfg.tasks:
-        start = time.perf_counter()
-        task_records = run_tasks(
+        records += run_tasks(
             model,
             tokenizer,
             list(cfg.tasks),
@@ -67,9 +71,8 @@ def evaluate(
             num_fewshot=cfg.num_fewshot,
             batch_size=cfg.batch_size,
             max_length=cfg.max_length,
+            verbose=verbose,
         )
-        elapsed = time.perf_counter() - start
-        records.extend({**record, "seconds": elapsed / len(task_records)} for record in task_records)
     return records
 
 

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel
 
+from prunesweep.console import bar
 from prunesweep.errors import PrunesweepError
 from prunesweep.models.architecture import out_in_weight, require_architecture
 
@@ -155,7 +156,7 @@ def sequential_calibration(
     arch = require_architecture(model)
     inputs = capture_layer_inputs(model, calibration_ids, batch_size)
     with _eval_mode(model):
-        for index, layer in enumerate(arch.layers(model)):
+        for index, layer in enumerate(bar(arch.layers(model), desc="calibrate + prune layers", unit="layer")):
             with recording(arch.linears(layer), kinds) as stats:
                 advance(layer, inputs)
             prune_layer(index, layer, {name: s.tensors for name, s in stats.items()})
@@ -173,7 +174,7 @@ def dense_statistics(
     inputs = capture_layer_inputs(model, calibration_ids, batch_size)
     flat: dict[str, torch.Tensor] = {}
     with _eval_mode(model):
-        for index, layer in enumerate(arch.layers(model)):
+        for index, layer in enumerate(bar(arch.layers(model), desc="calibration statistics", unit="layer")):
             with recording(arch.linears(layer), kinds) as stats:
                 inputs = advance(layer, inputs)
             for name, linear_stats in stats.items():

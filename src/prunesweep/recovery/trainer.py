@@ -16,11 +16,11 @@ from dataclasses import dataclass
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from torch import nn
-from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase, get_scheduler
 from transformers.pytorch_utils import Conv1D
 
 from prunesweep.config import RecoveryConfig
+from prunesweep.console import bar
 from prunesweep.errors import PrunesweepError
 from prunesweep.recovery.data import IGNORE_INDEX, Example, build_datasets, check_dataset, collate
 
@@ -234,7 +234,7 @@ def _train(
     tokens = 0
     start = time.perf_counter()
     model.train()
-    with tqdm(total=steps, desc=f"recovery {cfg.kind}", unit="step", mininterval=1.0) as bar:
+    with bar(total=steps, desc=f"recovery {cfg.kind}", unit="step", mininterval=1.0) as progress:
         for step in range(1, steps + 1):
             step_loss = 0.0
             for _ in range(cfg.grad_accum):
@@ -259,8 +259,8 @@ def _train(
             losses.append(step_loss)
             if on_step is not None:
                 on_step(step, step_loss)
-            bar.set_postfix(loss=f"{step_loss:.3f}", tok_s=f"{tokens / (time.perf_counter() - start):.0f}")
-            bar.update()
+            progress.set_postfix(loss=f"{step_loss:.3f}", tok_s=f"{tokens / (time.perf_counter() - start):.0f}")
+            progress.update()
     return losses, tokens, time.perf_counter() - start
 
 

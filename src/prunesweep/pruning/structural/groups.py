@@ -76,13 +76,16 @@ class Structure:
 
 
 def remove_units(removals: Iterable[tuple[Group, list[int]]]) -> None:
-    """Physically remove the given units of each group (indices refer to the shapes before this call).
+    """Physically remove the given units of each group from every member (indices refer to the shapes before
+    this call). Call `Architecture.sync` afterwards."""
+    remove_slice_units((s, units) for group, units in removals for s in group.slices)
 
-    Channels of one module side are collected first and cut in one call, so offsets stay valid (GPT-2's
-    fused c_attn carries three slices). Call `Architecture.sync` afterwards."""
+
+def remove_slice_units(removals: Iterable[tuple[Slice, list[int]]]) -> None:
+    """Remove the given units of each slice. Channels of one module side are collected first and cut in one
+    call, so offsets stay valid (GPT-2's fused c_attn carries three slices)."""
     cuts: dict[tuple[int, str], tuple[nn.Module, list[int]]] = {}
-    for group, units in removals:
-        for s in group.slices:
-            cuts.setdefault((id(s.module), s.kind), (s.module, []))[1].extend(s.channels(units))
+    for s, units in removals:
+        cuts.setdefault((id(s.module), s.kind), (s.module, []))[1].extend(s.channels(units))
     for (_, kind), (module, channels) in cuts.items():
         prune_channels(module, kind, channels)

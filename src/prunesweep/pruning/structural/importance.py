@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from prunesweep.console import bar
 from prunesweep.pruning.structural.groups import Group, Slice
 from prunesweep.pruning.structural.surgery import channel_axis
 
@@ -65,7 +66,7 @@ def calibration_gradients(
     grad = [torch.zeros_like(p, dtype=torch.float32) for p in params]
     fisher = [torch.zeros_like(g) for g in grad] if second_order else None
     with _grad_only_for(model, params):
-        for chunk in batch.split(1) if second_order else [batch]:
+        for chunk in bar(batch.split(1) if second_order else [batch], desc="importance gradients", unit="batch"):
             loss = model(input_ids=chunk, labels=chunk, use_cache=False).loss
             weight = len(chunk) / len(batch)
             for i, g in enumerate(torch.autograd.grad(loss, params)):
@@ -116,27 +117,35 @@ def aggregate(scores: torch.Tensor, aggregation: str) -> torch.Tensor:
     raise ValueError(f"unknown aggregation {aggregation!r}")
 
 
+def member_table(group: Group, importance: str, gradients: Gradients | None) -> torch.Tensor:
+    """(members, units) scores of `group`, one row per slice."""
+    return torch.stack([member_scores(s, group.n_units, importance, gradients) for s in group.slices])
+
+
 def group_scores(group: Group, importance: str, aggregation: str, gradients: Gradients | None) -> torch.Tensor:
     """One importance score per unit of `group` (higher = more important)."""
-    members = torch.stack([member_scores(s, group.n_units, importance, gradients) for s in group.slices])
-    return aggregate(members, aggregation)
+    return aggregate(member_table(group, importance, gradients), aggregation)
 
 
 def score_groups(
     model: nn.Module,
     groups: Sequence[Group],
     importance: str,
-    aggregation: str,
+    aggregation: str | None,
     calibration: torch.Tensor | None,
     seed: int,
 ) -> dict[str, torch.Tensor]:
-    """Scores of every group by name. `calibration` is needed for the gradient-based importances."""
+    """Scores of every group by name; with `aggregation=None` the (members, units) table of each group instead
+    (random: independent noise per member). `calibration` is needed for the gradient-based importances."""
     if importance == "random":
         generator = torch.Generator().manual_seed(seed)
-        return {g.name: torch.rand(g.n_units, generator=generator) for g in groups}
+        shape = {g.name: (g.n_units,) if aggregation else (len(g.slices), g.n_units) for g in groups}
+        return {g.name: torch.rand(shape[g.name], generator=generator) for g in groups}
     gradients = None
     if importance in GRADIENT_BASED:
         assert calibration is not None, f"{importance} importance needs a calibration batch"
         params = list({id(s.module.weight): s.module.weight for g in groups for s in g.slices}.values())
         gradients = calibration_gradients(model, calibration, params, importance in SECOND_ORDER)
+    if aggregation is None:
+        return {g.name: member_table(g, importance, gradients) for g in groups}
     return {g.name: group_scores(g, importance, aggregation, gradients) for g in groups}

@@ -14,13 +14,20 @@ from prunesweep.config import PrunerConfig, choices
 from prunesweep.errors import PrunesweepError
 from prunesweep.models.architecture import ATTENTION_UNITS, Architecture, require_architecture
 from prunesweep.pruning.base import PruneContext, Pruner, PruneResult, PrunerKind, count_params
-from prunesweep.pruning.structural.groups import Group, remove_units
-from prunesweep.pruning.structural.importance import AGGREGATIONS, GRADIENT_BASED, IMPORTANCES, score_groups
-from prunesweep.pruning.structural.plan import capacity, plan_removal
+from prunesweep.pruning.structural.groups import Group, remove_slice_units, remove_units
+from prunesweep.pruning.structural.importance import (
+    AGGREGATIONS,
+    GRADIENT_BASED,
+    IMPORTANCES,
+    aggregate,
+    score_groups,
+)
+from prunesweep.pruning.structural.plan import capacity, per_member_removal, plan_removal
 
 Importance = choices("Importance", *IMPORTANCES)
 Aggregation = choices("Aggregation", *AGGREGATIONS)
 Mode = choices("Mode", "block", "channel")
+Grouping = choices("Grouping", "dependency", "none")
 AttentionUnit = choices("AttentionUnit", *ATTENTION_UNITS)
 DENSE_PARAMS_KEY = "prunesweep_dense_params"  # config attribute: saved with checkpoints, so resumes agree
 
@@ -53,6 +60,9 @@ class LLMPrunerConfig(PrunerConfig):
     attention_unit: AttentionUnit = AttentionUnit["kv_group"]  # type: ignore[valid-type]
     prune_attention: bool = True
     prune_mlp: bool = True
+    # dependency: coupled rows/columns go together (LLM-Pruner); none: each weight matrix drops its own
+    # lowest-scored units, as many as its group would (the paper's Table 5 "w/o dependency" ablation)
+    grouping: Grouping = Grouping["dependency"]  # type: ignore[valid-type]
 
 
 class LLMPruner(Pruner):
@@ -77,7 +87,11 @@ class LLMPruner(Pruner):
         return f"{self.cfg.name}.{self.cfg.importance.value}"
 
     def record_fields(self) -> dict[str, Any]:
-        return {"importance": str(self.cfg.importance.value), "mode": str(self.cfg.mode.value)}
+        return {
+            "importance": str(self.cfg.importance.value),
+            "mode": str(self.cfg.mode.value),
+            "grouping": str(self.cfg.grouping.value),
+        }
 
     def check(self, model: PreTrainedModel) -> None:
         arch = require_architecture(model)
@@ -105,12 +119,14 @@ class LLMPruner(Pruner):
         return pools
 
     def scores(self, model: PreTrainedModel, groups: list[Group], ctx: PruneContext, params: int) -> dict:
-        """Unit scores per group name, shared through `ctx.memo` by one-shot cells that start from the same
-        model (`params` tells the steps of an iterative trajectory apart: they re-estimate gradients)."""
+        """Unit scores per group name (grouping=none: per member, one row per slice), shared through
+        `ctx.memo` by one-shot cells that start from the same model (`params` tells the steps of an iterative
+        trajectory apart: they re-estimate gradients)."""
+        aggregation = self.cfg.aggregation if self.cfg.grouping == "dependency" else None
 
         def compute() -> dict[str, torch.Tensor]:
             calibration = ctx.calibration() if self.cfg.importance in GRADIENT_BASED else None
-            return score_groups(model, groups, self.cfg.importance, self.cfg.aggregation, calibration, ctx.seed)
+            return score_groups(model, groups, self.cfg.importance, aggregation, calibration, ctx.seed)
 
         return ctx.memo(f"llm_pruner_importance@{params}", compute)
 
@@ -124,6 +140,7 @@ class LLMPruner(Pruner):
             "mode": self.cfg.mode.value,
             "importance": self.cfg.importance.value,
             "aggregation": self.cfg.aggregation.value,
+            "grouping": self.cfg.grouping.value,
             "dense_params": dense,
             "params_before": before,
         }
@@ -137,8 +154,13 @@ class LLMPruner(Pruner):
                 )
             scores = self.scores(model, [g for pool in pools for g in pool], ctx, before)
             details["importance_seconds"] = time.perf_counter() - start
-            removals, ratios = plan_removal(pools, scores, to_remove, self.cfg.global_ranking)
-            remove_units(removals)
+            if self.cfg.grouping == "dependency":
+                removals, ratios = plan_removal(pools, scores, to_remove, self.cfg.global_ranking)
+                remove_units(removals)
+            else:  # how many units each group loses still follows the aggregated scores
+                group_scores = {name: aggregate(table, self.cfg.aggregation) for name, table in scores.items()}
+                removals, ratios = plan_removal(pools, group_scores, to_remove, self.cfg.global_ranking)
+                remove_slice_units(per_member_removal(removals, scores))
             arch.sync(model)
             details.update({f"group_ratio_{pool}": ratio for pool, ratio in ratios.items()})
         after = count_params(model)[0]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from prunesweep.pruning.structural.groups import Group
+from prunesweep.pruning.structural.groups import Group, Slice
 
 
 @dataclass(frozen=True)
@@ -86,3 +86,18 @@ def plan_removal(
         removals += [(g, sorted(units[g.name])) for g in pool if units[g.name]]
         ratios[pool[0].pool] = sum(map(len, units.values())) / sum(g.n_units for g in pool)
     return removals, ratios
+
+
+def per_member_removal(
+    removals: list[tuple[Group, list[int]]], member_scores: dict[str, torch.Tensor]
+) -> list[tuple[Slice, list[int]]]:
+    """LLM-Pruner's "w/o dependency" ablation: every member of a group drops as many units as the plan gives
+    the group, but its own lowest-scored ones (`member_scores[name]`: one row per slice). Shapes still fit;
+    coupled rows and columns no longer correspond."""
+    chosen = []
+    for group, units in removals:
+        n_steps = len(units) // group.units_per_step
+        for member, scores in zip(group.slices, member_scores[group.name], strict=True):
+            own = [u for step in removal_steps(group, scores)[:n_steps] for u in step.units]
+            chosen.append((member, sorted(own)))
+    return chosen
