@@ -22,7 +22,7 @@ from prunesweep.errors import PrunesweepError
 from prunesweep.evaluation.suite import PPL_CORPORA
 from prunesweep.evaluation.tasks.loaders import DATASETS
 from prunesweep.overrides import check_argv, group_options
-from prunesweep.paths import path_safe
+from prunesweep.paths import config_dir, path_safe
 from prunesweep.recovery.data import WIKITEXT_TRAIN_FILE
 from prunesweep.runner import run, validate
 from tests.compose import compose_config
@@ -49,9 +49,21 @@ def error_lines(proc: subprocess.CompletedProcess) -> list[str]:
 
 @pytest.mark.parametrize("group", GROUPS)
 def test_an_unknown_group_option_lists_the_valid_ones(group):
+    shipped = group_options(group, [Path(config_dir())])
     with pytest.raises(PrunesweepError, match=f"{group}='nope' is not a known {group}; valid: ") as err:
-        check_argv(["-m", f"{group}={group_options(group)[0]},nope"])  # every value of a sweep is checked
-    assert all(name in str(err.value) for name in group_options(group))
+        check_argv(["-m", f"{group}={shipped[0]},nope"])  # every value of a sweep is checked
+    assert all(name in str(err.value) for name in shipped)
+
+
+def test_presets_of_a_user_config_folder_are_known_and_typos_in_them_still_fail(tmp_path):
+    (tmp_path / "experiment").mkdir()
+    (tmp_path / "experiment" / "mine.yaml").write_text("# @package _global_\ndefaults: [smoke]\n")
+    check_argv(["--config-dir", str(tmp_path), "experiment=mine"])
+    check_argv([f"hydra.searchpath=[file://{tmp_path}]", "experiment=mine"])
+    with pytest.raises(PrunesweepError, match=r"valid: .*mine"):
+        check_argv(["--config-dir", str(tmp_path), "experiment=mien"])
+    with pytest.raises(PrunesweepError, match="experiment='mine' is not a known"):
+        check_argv(["experiment=mine"])
 
 
 def test_a_misspelt_preset_no_longer_runs_the_default_job():

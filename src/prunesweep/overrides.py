@@ -15,35 +15,48 @@ from prunesweep.errors import PrunesweepError
 from prunesweep.paths import config_dir
 
 
-def group_options(group: str) -> list[str]:
-    """The config files of group `group` (e.g. every preset under `conf/experiment/`)."""
-    return sorted(path.stem for path in (Path(config_dir()) / group).glob("*.yaml"))
+def group_options(group: str, roots: list[Path]) -> list[str]:
+    """The config files of group `group` (e.g. every preset under `conf/experiment/`) in any config root."""
+    return sorted({path.stem for root in roots for path in (root / group).glob("*.yaml")})
 
 
 def check_argv(argv: list[str]) -> None:
-    """`check_overrides` on the overrides of a `prunesweep` command line."""
-    check_overrides(get_args_parser().parse_args(argv).overrides)
+    """`check_overrides` on the overrides of a `prunesweep` command line (`--config-dir` included)."""
+    args = get_args_parser().parse_args(argv)
+    check_overrides(args.overrides, [Path(args.config_dir)] if args.config_dir else [])
 
 
-def check_overrides(overrides: list[str]) -> None:
+def check_overrides(overrides: list[str], user_roots: list[Path] | None = None) -> None:
     """Raise PrunesweepError naming the valid options for an unknown group option (every value of a sweep)
-    and for an `experiment_name` that is not a plain folder name. Syntax errors are left to Hydra."""
+    and for an `experiment_name` that is not a plain folder name. Syntax errors are left to Hydra. Groups of
+    user config folders (`--config-dir`, `hydra.searchpath=[file://...]`) count as known."""
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
     except HydraException:
         return
+    roots = [Path(config_dir()), *(user_roots or []), *_search_path_roots(parsed)]
     for override in parsed:
         if override.is_hydra_override() or override.is_delete():
             continue
         key = override.key_or_group
-        if (Path(config_dir()) / key).is_dir():
-            valid = group_options(key)
+        if any((root / key).is_dir() for root in roots):
+            valid = group_options(key, roots)
             for value in _values(override):
                 if value not in valid:
                     raise PrunesweepError(f"{key}={value!r} is not a known {key}; valid: {', '.join(valid)}")
         elif key == "experiment_name":
             for value in _values(override):
                 check_folder_name(key, value)
+
+
+def _search_path_roots(parsed: list[Override]) -> list[Path]:
+    """The local folders of a `hydra.searchpath=[...]` override (`pkg://` entries are not checked here)."""
+    roots: list[Path] = []
+    for override in parsed:
+        if override.key_or_group == "hydra.searchpath" and isinstance(override.value(), list):
+            roots += [Path(entry.removeprefix("file://")) for entry in override.value() if "://" not in entry
+                      or entry.startswith("file://")]  # fmt: skip
+    return roots
 
 
 def _values(override: Override) -> list[str]:
