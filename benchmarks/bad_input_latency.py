@@ -26,6 +26,8 @@ CONFIG_ERRORS = [
     "+benchmark.foo=1",
     "benchmark.ppl_max_tokens=-1",
     "+pruner.calibration.seq_len=0",
+    "pruner=sparsegpt pruner.percdamp=0",
+    "pruner=wanda pruner.pattern=3:2",
     "experiment_name=../../x",
 ]
 

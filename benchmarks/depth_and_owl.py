@@ -22,7 +22,7 @@ from prunesweep.atomic import write_json
 from prunesweep.config import ModelConfig
 from prunesweep.data.corpora import calibration_batch, evaluation_text
 from prunesweep.evaluation.perplexity import perplexity
-from prunesweep.models import load_model
+from prunesweep.models.loader import load_model
 from prunesweep.pruning.layer_drop import block_influence, drop_layers, layers_to_drop, lowest_influence
 from prunesweep.pruning.owl import DEFAULT_LAMBDA, DEFAULT_M, activation_norms, outlier_ratios, owl_layer_rates
 

@@ -22,7 +22,7 @@ from prunesweep.atomic import write_json
 from prunesweep.config import ModelConfig, PrunerConfig, RecoveryConfig
 from prunesweep.data.corpora import evaluation_text
 from prunesweep.evaluation.perplexity import perplexity
-from prunesweep.models import load_model
+from prunesweep.models.loader import load_model
 from prunesweep.pruning.base import PruneContext
 from prunesweep.pruning.masks import module_sparsity
 from prunesweep.pruning.registry import build_pruner

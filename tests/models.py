@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from prunesweep.models import LoadedModel, load_model
+from prunesweep.models.loader import LoadedModel, load_model
 from tests.compose import compose_config
 
 

@@ -13,7 +13,7 @@ from lm_eval.tasks import TaskManager
 from prunesweep.errors import PrunesweepError
 from prunesweep.evaluation.harness import TASKS_DIR, check_tasks, run_tasks
 from prunesweep.evaluation.tasks.loaders import DATASETS, read_splits, webquestions_answers
-from prunesweep.models import LoadedModel
+from prunesweep.models.loader import LoadedModel
 from tests.models import tiny_model
 
 # SOURCES.md counts of the eval split.

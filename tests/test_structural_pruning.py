@@ -12,8 +12,8 @@ from torch import nn
 
 from prunesweep.config import ModelConfig
 from prunesweep.errors import PrunesweepError
-from prunesweep.models import load_model
 from prunesweep.models.architecture import architecture_of
+from prunesweep.models.loader import load_model
 from prunesweep.pruning.base import PruneContext, count_params
 from prunesweep.pruning.structural.groups import Group, Slice, remove_units
 from prunesweep.pruning.structural.importance import Gradients, aggregate, calibration_gradients, member_scores

@@ -41,9 +41,11 @@ def app(cfg: DictConfig) -> bool | float:
     try:
         if not tolerant:  # before the heavy imports below (lm-eval, datasets): a bad value fails in seconds
             check_config(cfg)
-            from prunesweep.pruning.registry import with_typed_pruner
+            from prunesweep.pruning.registry import build_pruner, with_typed_pruner
 
-            with_typed_pruner(cfg)  # the method's own keys and choices
+            typed = with_typed_pruner(cfg)  # the method's own keys and choices
+            check_config(typed)  # ... and ranges
+            build_pruner(typed.pruner)  # ... and the checks its constructor makes (e.g. an N:M pattern)
         if trial:
             search.check_search(cfg.search, cfg.benchmark)
             cfg.pruner.rate = round(cfg.pruner.rate, search.RATE_DECIMALS)

@@ -11,8 +11,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from prunesweep.checkpoint import load_checkpoint
 from prunesweep.console import bar
-from prunesweep.models import load_model
-from prunesweep.models.loader import resolve_device, resolve_dtype
+from prunesweep.models.loader import load_model, resolve_device, resolve_dtype
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from prunesweep.fingerprint import fingerprints, model_source
 from prunesweep.hashing import content_key
 from prunesweep.inputs import check_inputs, check_writable
 from prunesweep.model_state import ModelState
-from prunesweep.models import check_model_config
+from prunesweep.models.loader import check_model_config
 from prunesweep.provenance import Origin
 from prunesweep.pruning.base import PruneContext, Pruner
 from prunesweep.pruning.masks import module_sparsity

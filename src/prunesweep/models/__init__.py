@@ -1,5 +1,1 @@
-"""Model loading: offline GGUF package, hub ids / local folders, and tiny random models for tests."""
-
-from prunesweep.models.loader import LoadedModel, check_model_config, load_model
-
-__all__ = ["LoadedModel", "check_model_config", "load_model"]
+"""Model loading (loader.py), the architecture adapter (architecture.py) and tiny random models for tests."""

@@ -9,13 +9,16 @@ is verified by a brute-force check in the tests (zeroing a group in the dense mo
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
-from transformers import PretrainedConfig, PreTrainedModel
 
 from prunesweep.errors import PrunesweepError
 from prunesweep.pruning.structural.groups import Group, LayerShape, Slice, Structure, remove_units
+
+if TYPE_CHECKING:  # annotations only: importing transformers' model classes costs seconds
+    from transformers import PretrainedConfig, PreTrainedModel
 
 ATTENTION_UNITS = ("kv_group", "head")
 

@@ -16,15 +16,17 @@ import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
-from transformers import PreTrainedModel
 
 from prunesweep.console import bar
 from prunesweep.errors import PrunesweepError
 from prunesweep.models.architecture import out_in_weight, require_architecture
+
+if TYPE_CHECKING:  # annotations only: importing transformers' model classes costs seconds
+    from transformers import PreTrainedModel
 
 STATISTICS = ("scaler_row", "hessian")
 LayerStatistics = dict[str, dict[str, torch.Tensor]]  # linear name -> statistic name -> tensor

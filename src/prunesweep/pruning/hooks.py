@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch.utils.hooks import RemovableHandle
-from transformers import PreTrainedModel
+
+if TYPE_CHECKING:  # annotations only: importing transformers' model classes costs seconds
+    from transformers import PreTrainedModel
 
 
 @torch.no_grad()

@@ -9,10 +9,10 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
-from transformers import PreTrainedModel
 
 from prunesweep.config import PrunerConfig
 from prunesweep.errors import PrunesweepError
@@ -20,6 +20,9 @@ from prunesweep.models.architecture import require_architecture
 from prunesweep.pruning.base import PruneContext, Pruner, PruneResult, PrunerKind, count_params
 from prunesweep.pruning.hooks import forward_with_hooks
 from prunesweep.pruning.structural.llm_pruner import DENSE_PARAMS_KEY
+
+if TYPE_CHECKING:  # annotations only: importing transformers' model classes costs seconds
+    from transformers import PreTrainedModel
 
 
 @torch.no_grad()

@@ -9,11 +9,10 @@ import math
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
-from transformers import PreTrainedModel
 
 from prunesweep.config import PrunerConfig, choices
 from prunesweep.errors import PrunesweepError
@@ -35,6 +34,9 @@ from prunesweep.pruning.owl import (
     outlier_ratios,
     owl_layer_rates,
 )
+
+if TYPE_CHECKING:  # annotations only: importing transformers' model classes costs seconds
+    from transformers import PreTrainedModel
 
 MODES = ("sequential", "dense")
 

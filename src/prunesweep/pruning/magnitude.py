@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.nn.utils import prune
-from transformers import PreTrainedModel
 
 from prunesweep.config import PrunerConfig, choices
 from prunesweep.errors import PrunesweepError
@@ -19,6 +18,9 @@ from prunesweep.models.architecture import out_in_weight
 from prunesweep.pruning.base import PruneContext, Pruner, PruneResult, PrunerKind
 from prunesweep.pruning.masks import MaskKeeper, prunable_linears, sparsity_of
 from prunesweep.pruning.nm import magnitude_nm_, parse_pattern
+
+if TYPE_CHECKING:  # annotations only: importing transformers' model classes costs seconds
+    from transformers import PreTrainedModel
 
 # global: one threshold over all target linears; layer: the same fraction in every linear
 Scope = choices("Scope", "global", "layer")

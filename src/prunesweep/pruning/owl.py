@@ -8,12 +8,16 @@ scaled ratios average 1/2; otherwise one side reaches further, up to 2λ)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
-from transformers import PreTrainedModel
 
 from prunesweep.errors import PrunesweepError
 from prunesweep.models.architecture import out_in_weight, require_architecture
 from prunesweep.pruning.hooks import forward_with_hooks
+
+if TYPE_CHECKING:  # annotations only: importing transformers' model classes costs seconds
+    from transformers import PreTrainedModel
 
 DEFAULT_M = 5.0  # paper defaults for LLaMA (README: --Hyper_m 5 --Lamda 0.08)
 DEFAULT_LAMBDA = 0.08

@@ -8,12 +8,13 @@ sparsity is the requested one."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
+from prunesweep.config import bounded
 from prunesweep.errors import PrunesweepError
 from prunesweep.models.architecture import out_in_weight
 from prunesweep.pruning.layerwise import LayerwiseConfig, LayerwiseMethod, LayerwisePruner
@@ -120,8 +121,8 @@ prune_sparsegpt = SparseGPT()
 @dataclass
 class SparseGPTConfig(LayerwiseConfig):
     name: str = "sparsegpt"
-    blocksize: int = field(default=128, metadata={"ge": 1})
-    percdamp: float = field(default=0.01, metadata={"gt": 0})
+    blocksize: int = bounded(128, 1)
+    percdamp: float = bounded(0.01, 0, above=True)
 
 
 class SparseGPTPruner(LayerwisePruner):

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from transformers import PreTrainedModel
 
 from prunesweep.config import PrunerConfig, choices
 from prunesweep.errors import PrunesweepError
@@ -23,6 +22,9 @@ from prunesweep.pruning.structural.importance import (
     score_groups,
 )
 from prunesweep.pruning.structural.plan import capacity, per_member_removal, plan_removal
+
+if TYPE_CHECKING:  # annotations only: importing transformers' model classes costs seconds
+    from transformers import PreTrainedModel
 
 Importance = choices("Importance", *IMPORTANCES)
 Aggregation = choices("Aggregation", *AGGREGATIONS)
