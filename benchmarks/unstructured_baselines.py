@@ -110,6 +110,8 @@ def main() -> None:
 
     loaded = fresh_model()
     dense = loaded.model
+    with torch.no_grad():  # fault in the (memory-mapped) weights: a step's peak-RSS rise is then its own memory
+        sum(float(p.sum()) for p in dense.parameters())
     calib, _ = calibration_batch(loaded.tokenizer, "c4", DATA_DIR, args.samples, args.seq_len, seed=0)
     text, _ = evaluation_text("wikitext2", DATA_DIR)
     statistics = StatisticsBytes()
