@@ -71,7 +71,7 @@ def validate(cfg: DictConfig) -> Plan:
 
 
 def run_name(cfg: DictConfig, pruner: Pruner | None) -> str:
-    """`<method>-<rate>-<recovery>`, e.g. `llm_pruner.element1-0.2-lora`."""
+    """`<Pruner.label()>-<rate>-<recovery>`, e.g. `sparsegpt.2:4-0.5-none`."""
     return f"{pruner.label() if pruner else cfg.pruner.name}-{cfg.pruner.rate:g}-{cfg.recovery.kind}"
 
 

@@ -19,7 +19,7 @@ EFFICIENCY_TASK = "efficiency"
 STAGE_FIELDS = ("total_params", "nonzero_params", "achieved_sparsity", "checkpoint_bytes")
 # Pruner options that tell cells of one method apart (a table shows one as a column when its rows differ in it).
 # Taken from the records when they carry them, else from the run's config.json (`pruner.<option>`).
-DETAIL_KEYS = ("mode", "aggregation", "grouping", "pattern")
+DETAIL_KEYS = ("mode", "aggregation", "grouping", "pattern", "calibration_mode")
 # Who measured a record: the runner, or lm-eval's command line on a stored checkpoint (prunesweep-eval, lm_eval).
 RUNNER = "runner"
 # What makes two measurements the same table cell; the dense baseline is one cell per model.
@@ -144,6 +144,14 @@ def _protocol(data: pd.DataFrame) -> pd.Series:
     return seq.fillna(shots).fillna(NOT_SET).mask(data["metric"].isin(STAGE_FIELDS), NOT_SET)
 
 
+def _method_label(data: pd.DataFrame) -> pd.Series:
+    """The method's name, with OWL layer ratios named as the papers do: `owl` (OWL + Wanda), `owl+<method>`."""
+    if "layer_ratios" not in data:
+        return data["method"]
+    owl = data["layer_ratios"] == "owl"
+    return data["method"].mask(owl, data["method"].map(lambda m: "owl" if m == "wanda" else f"owl+{m}"))
+
+
 def tidy(raw: pd.DataFrame) -> pd.DataFrame:
     """Normalise raw records: rate column, dense rows as one baseline per model, per-stage fields as metrics."""
     if raw.empty:
@@ -156,6 +164,7 @@ def tidy(raw: pd.DataFrame) -> pd.DataFrame:
     raw["evaluator"] = raw["evaluator"].fillna(RUNNER)
     data = pd.concat([_stage_metrics(raw), raw], ignore_index=True)  # logged efficiency records win duplicates
     data["rate"] = data["requested_sparsity"].astype(float).round(4)
+    data["method"] = _method_label(data)
     dense = data["stage"] == "dense"
     data.loc[dense, "method"] = "dense"
     data.loc[dense, labels] = NOT_SET
