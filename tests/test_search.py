@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from prunesweep.config import check_config
 from prunesweep.errors import PrunesweepError
 from prunesweep.report_cli import main as report_main
 from prunesweep.reporting.search import load_studies
 from prunesweep.results import RESULTS_FILE, read_results
 from prunesweep.search import TRIAL_FILE, check_search, score
+from tests.compose import compose_config
 
 VOLATILE = {"run_id", "seconds", "eval_seconds", "prune_seconds", "reused", "store_key", "config_hash"}
 
@@ -52,10 +54,11 @@ def test_search_settings_the_benchmark_cannot_measure_fail() -> None:
     for bad, message in [
         (budget(task="boolq"), "not measured by benchmark 'smoke'"),
         (budget(task="wikitext2", metric="acc"), "reports metric 'ppl'"),
-        (budget(max_drop=-0.1), "must be >= 0"),
     ]:
         with pytest.raises(PrunesweepError, match=message):
             check_search(bad, bench)
+    with pytest.raises(PrunesweepError, match="must be >= 0"):  # a range, checked with every other field
+        check_config(compose_config(["experiment=smoke", "search.max_drop=-0.1"]))
 
 
 def search_cli(tmp: Path, data_dir: str, *args: str) -> subprocess.CompletedProcess:

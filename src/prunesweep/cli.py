@@ -40,12 +40,10 @@ def app(cfg: DictConfig) -> bool | float:
     output_dir = Path(hydra_cfg.runtime.output_dir)
     try:
         if not tolerant:  # before the heavy imports below (lm-eval, datasets): a bad value fails in seconds
-            check_config(cfg)
-            from prunesweep.pruning.registry import build_pruner, with_typed_pruner
+            check_config(cfg)  # no torch yet: the common keys and ranges
+            from prunesweep.pruning.registry import checked_settings
 
-            typed = with_typed_pruner(cfg)  # the method's own keys and choices
-            check_config(typed)  # ... and ranges
-            build_pruner(typed.pruner)  # ... and the checks its constructor makes (e.g. an N:M pattern)
+            checked_settings(cfg)  # the method's own keys, choices and ranges (imports its module)
         if trial:
             search.check_search(cfg.search, cfg.benchmark)
             cfg.pruner.rate = round(cfg.pruner.rate, search.RATE_DECIMALS)

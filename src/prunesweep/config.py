@@ -13,7 +13,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from prunesweep.errors import PrunesweepError
-from prunesweep.paths import PACKAGE_DIR
+from prunesweep.evaluation.tasks import TASKS_DIR
 
 LINEAR_TARGETS = [
     # LLaMA family
@@ -173,7 +173,7 @@ class SearchConfig:
 
     task: str = "piqa"
     metric: str = "acc_norm"
-    max_drop: float = 0.02
+    max_drop: float = bounded(0.02, 0)
 
 
 @dataclass
@@ -240,7 +240,7 @@ def check_config(cfg: DictConfig) -> None:
 
 def _check_offline_tasks(tasks: list[str]) -> None:
     """Offline task names are the task YAMLs shipped with the package (listed without importing lm-eval)."""
-    known = sorted(path.stem for path in (PACKAGE_DIR / "evaluation" / "tasks").glob("*.yaml"))
+    known = sorted(path.stem for path in TASKS_DIR.glob("*.yaml"))
     for name in tasks:
         if name not in known:
             raise PrunesweepError(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import bz2
 import json
 import tempfile
+from functools import cache
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -49,7 +50,14 @@ def check_inputs(cfg: DictConfig, uses_calibration: bool) -> None:
 
 
 def check_data_file(path: Path) -> None:
-    """Raise PrunesweepError when `path` is empty or does not parse in the format its name says."""
+    """Raise PrunesweepError when `path` is empty or does not parse in the format its name says; a file that
+    passed is not parsed again in this process while its size and mtime are unchanged (as `file_sha256`)."""
+    stat = path.stat()
+    _check_data_file(path.resolve(), stat.st_size, stat.st_mtime_ns)
+
+
+@cache  # only passes are cached: a raised error is not
+def _check_data_file(path: Path, _size: int, _mtime_ns: int) -> None:
     raw = path.read_bytes()
     try:
         if path.suffix == ".bz2":

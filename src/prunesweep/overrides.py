@@ -51,12 +51,15 @@ def check_overrides(overrides: list[str], user_roots: list[Path] | None = None) 
 
 def _search_path_roots(parsed: list[Override]) -> list[Path]:
     """The local folders of a `hydra.searchpath=[...]` override (`pkg://` entries are not checked here)."""
-    roots: list[Path] = []
-    for override in parsed:
-        if override.key_or_group == "hydra.searchpath" and isinstance(override.value(), list):
-            roots += [Path(entry.removeprefix("file://")) for entry in override.value() if "://" not in entry
-                      or entry.startswith("file://")]  # fmt: skip
-    return roots
+    entries = [
+        str(entry)
+        for override in parsed
+        if override.key_or_group == "hydra.searchpath" and isinstance(override.value(), list)
+        for entry in override.value()
+    ]
+    return [
+        Path(entry.removeprefix("file://")) for entry in entries if entry.startswith("file://") or "://" not in entry
+    ]
 
 
 def _values(override: Override) -> list[str]:

@@ -16,7 +16,6 @@ import torch
 from omegaconf import DictConfig
 
 from prunesweep.atomic import write_json
-from prunesweep.config import check_config
 from prunesweep.data.corpora import calibration_batch
 from prunesweep.errors import PrunesweepError
 from prunesweep.evaluation.suite import check_benchmark
@@ -28,7 +27,7 @@ from prunesweep.models.loader import check_model_config
 from prunesweep.provenance import Origin
 from prunesweep.pruning.base import PruneContext, Pruner
 from prunesweep.pruning.masks import module_sparsity
-from prunesweep.pruning.registry import build_pruner, with_typed_pruner
+from prunesweep.pruning.registry import checked_settings
 from prunesweep.recovery import check_recovery
 from prunesweep.results import RESULTS_FILE, ResultsLog, identity_hash, read_results, resolved_config
 from prunesweep.schedule import check_schedule, rates
@@ -55,9 +54,7 @@ class Plan:
 
 def validate(cfg: DictConfig) -> Plan:
     """Every check that needs no model: bad values, unknown names and missing files fail here, in one line."""
-    cfg = with_typed_pruner(cfg)
-    check_config(cfg)
-    pruner = build_pruner(cfg.pruner)
+    cfg, pruner = checked_settings(cfg)
     check_schedule(cfg.schedule)
     check_model_config(cfg.model)
     if not Path(cfg.paths.data_dir).is_dir():

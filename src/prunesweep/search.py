@@ -28,7 +28,8 @@ def is_search(sweeper: DictConfig) -> bool:
 
 
 def check_search(search: DictConfig, benchmark: DictConfig) -> None:
-    """Fail in one line before any model loads when the budgeted measurement cannot exist."""
+    """Fail in one line before any model loads when the budgeted measurement cannot exist (the range of
+    `max_drop` is checked with every other field by `config.check_config`)."""
     measured = [*benchmark.perplexity, *benchmark.tasks]
     if search.task not in measured:
         raise PrunesweepError(
@@ -36,8 +37,6 @@ def check_search(search: DictConfig, benchmark: DictConfig) -> None:
         )
     if search.task in benchmark.perplexity and search.metric not in RATIO_METRICS:
         raise PrunesweepError(f"search.metric={search.metric!r}: perplexity task {search.task!r} reports metric 'ppl'")
-    if not search.max_drop >= 0:
-        raise PrunesweepError(f"search.max_drop={search.max_drop} must be >= 0")
 
 
 def score(rows: list[dict[str, Any]], search: DictConfig, rate: float) -> dict[str, Any]:

@@ -26,7 +26,6 @@ class Trajectory:
 
     def __init__(self, store: StepStore, keys: list[str], origin: Origin) -> None:
         self.store, self.keys, self.origin = store, keys, origin  # keys[0]: the dense baseline
-        self.output_dir = origin.run_dir
 
     def checkpoint(self, step: int) -> Path:
         return self.store.checkpoint(self.keys[step])
@@ -49,7 +48,7 @@ class Trajectory:
         target = self.checkpoint(step)
         if not target.is_dir():
             return
-        link = self.output_dir / "checkpoints" / f"step_{step}"
+        link = self.origin.run_dir / "checkpoints" / f"step_{step}"
         link.parent.mkdir(parents=True, exist_ok=True)
         if link.is_symlink() or link.exists():
             link.unlink()

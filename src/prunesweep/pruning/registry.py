@@ -7,7 +7,7 @@ from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from prunesweep.config import PrunerConfig
+from prunesweep.config import PrunerConfig, check_config
 from prunesweep.errors import PrunesweepError
 from prunesweep.pruning.base import Pruner
 
@@ -46,6 +46,14 @@ def build_pruner(node: DictConfig) -> Pruner | None:
     if not 0.0 <= node.rate < 1.0:
         raise PrunesweepError(f"pruner.rate={node.rate} must be in [0, 1)")
     return pruner_class(node)(node)
+
+
+def checked_settings(cfg: DictConfig) -> tuple[DictConfig, Pruner | None]:
+    """The run config with its pruner typed, every key and range checked (`config.check_config`), and the
+    method built (its constructor checks its own options, e.g. an N:M pattern): no model, no data read."""
+    cfg = with_typed_pruner(cfg)
+    check_config(cfg)
+    return cfg, build_pruner(cfg.pruner)
 
 
 def with_typed_pruner(cfg: DictConfig) -> DictConfig:

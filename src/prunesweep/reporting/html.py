@@ -30,21 +30,23 @@ def _table(grid: Grid) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
+def _section(name: str, title: str, table: str, notes: list[str], figures: str = "") -> str:
+    items = "".join(f"<li>{html.escape(note)}</li>" for note in notes)
+    return f'<section id="{html.escape(name)}"><h2>{html.escape(title)}</h2>{table}<ul>{items}</ul>{figures}</section>'
+
+
 def section(name: str, grid: Grid, images: dict[str, bytes]) -> str:
     """One table with its notes and figures, anchored at `#name`."""
-    notes = "".join(f"<li>{html.escape(note)}</li>" for note in grid.notes)
     figures = "".join(
         f'<img alt="{html.escape(f"{name}: {stem}")}" src="data:image/png;base64,{base64.b64encode(image).decode()}">'
         for stem, image in images.items()
     )
-    return f'<section id="{html.escape(name)}"><h2>{html.escape(grid.spec.title)}</h2>{_table(grid)}<ul>{notes}</ul>{figures}</section>'
+    return _section(name, grid.spec.title, _table(grid), grid.notes, figures)
 
 
 def frame_section(name: str, title: str, shown: pd.DataFrame, notes: list[str]) -> str:
     """A table of printed cells (e.g. a rate search's trials) with its notes, anchored at `#name`."""
-    items = "".join(f"<li>{html.escape(note)}</li>" for note in notes)
-    table = shown.to_html(index=False, border=0)
-    return f'<section id="{html.escape(name)}"><h2>{html.escape(title)}</h2>{table}<ul>{items}</ul></section>'
+    return _section(name, title, shown.to_html(index=False, border=0), notes)
 
 
 def page(title: str, sections: dict[str, str]) -> str:
