@@ -5,19 +5,19 @@ model, an unwritable store) are each run once in a scratch working directory; th
 the exit status and the error line. Targets: < 5 s for config errors, < 30 s for data errors (no model loads).
 
     .venv/bin/python benchmarks/bad_input_latency.py
+    .venv/bin/python benchmarks/bad_input_latency.py --smoke     # one config and one data error
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-SCRIPT = Path(sys.executable).with_name("prunesweep")
+from common import cli, data_dir, parse, report
+
 CONFIG_ERRORS = [
     "experiment=nope",
     "model=nope",
@@ -50,23 +50,27 @@ def data_errors(scratch: Path, data_dir: Path) -> list[str]:
 
 
 def timed(args: list[str], cwd: Path) -> tuple[float, int, str]:
-    start = time.perf_counter()
-    proc = subprocess.run([str(SCRIPT), *args], cwd=cwd, capture_output=True, text=True, timeout=600)
-    elapsed = time.perf_counter() - start
+    elapsed, _, proc = cli(args, cwd=cwd)
     line = next((s for s in proc.stderr.splitlines() if s.startswith("prunesweep: error:")), "(no error line)")
     return elapsed, proc.returncode, line
 
 
-def main() -> None:
-    data_dir = Path(os.environ.get("PRUNESWEEP_DATA_DIR", "../shared/data")).resolve()
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=int, default=None, help="only the first N config and N data errors")
+    args = parse(parser, "bad_input_latency", argv, cases=1)
+    data = Path(data_dir()).resolve()
+    rows = []
     with tempfile.TemporaryDirectory(prefix="prunesweep-bad-input-") as tmp:
         scratch = Path(tmp)
-        cases = [("config", c) for c in CONFIG_ERRORS] + [("data", d) for d in data_errors(scratch, data_dir)]
+        cases = [("config", c) for c in CONFIG_ERRORS[: args.cases]]
+        cases += [("data", d) for d in data_errors(scratch, data)[: args.cases]]
         print(f"{'kind':6} {'seconds':>7} {'exit':>4}  command -> error line")
         for kind, override in cases:
-            args = ["experiment=smoke", f"paths.data_dir={data_dir}", *override.split()]
-            elapsed, code, line = timed(args, scratch)
+            elapsed, code, line = timed(["experiment=smoke", f"paths.data_dir={data}", *override.split()], scratch)
             print(f"{kind:6} {elapsed:7.2f} {code:4d}  {override}\n{'':20}{line[:150]}")
+            rows.append({"kind": kind, "override": override, "seconds": elapsed, "exit": code, "line": line})
+    report(args, {"rows": rows})
 
 
 if __name__ == "__main__":

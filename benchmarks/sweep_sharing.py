@@ -6,8 +6,9 @@ shared (each evaluates its own dense baseline, computes its own calibration stat
 trajectory); "shared" is one `--multirun` sweep over one store (dense evaluated once; an iterative trajectory
 fills the lower-rate cells; in `--mode dense` the calibration statistics are computed once for every rate).
 Wall time and CPU time (user + sys of the runs) are both reported: CPU time is what a shared machine does not
-blur. Each invocation writes `<out-dir>/<pruner>-<mode>.json`; every other mode measured there for the same
-pruner, rates and protocol is printed beside it with the PPL difference at each rate.
+blur. Each invocation writes `outputs/benchmarks/sweep_sharing/<pruner>-<mode>.json` (or `--out`); every other mode
+measured in that folder for the same pruner, rates and protocol is printed beside it with the PPL difference at
+each rate. `--smoke`: the tiny random model, seconds.
 
     .venv/bin/python benchmarks/sweep_sharing.py                     # magnitude, iterative 0.1 -> 0.5
     .venv/bin/python benchmarks/sweep_sharing.py --pruner sparsegpt --schedule oneshot \
@@ -18,28 +19,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def cpu_seconds_of_children() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+from common import cli, parse, report
 
 
 def prunesweep(args: list[str]) -> tuple[float, float]:
     """Run the CLI; returns (wall seconds, CPU seconds)."""
-    cpu, start = cpu_seconds_of_children(), time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "prunesweep", *args], capture_output=True, text=True)
+    wall, cpu, done = cli(args)
     if done.returncode:
         sys.exit(f"prunesweep {' '.join(args)} failed:\n{done.stderr[-3000:]}")
-    return time.perf_counter() - start, cpu_seconds_of_children() - cpu
+    return wall, cpu
 
 
 def ppl_by_rate(folder: Path) -> dict[str, float]:
@@ -112,21 +104,20 @@ def measure(args: argparse.Namespace) -> dict:
     }
 
 
-def mode_comparison(report: dict, out_dir: Path) -> dict[str, dict[str, float]]:
+def mode_comparison(figures: dict, out_dir: Path) -> dict[str, dict[str, float]]:
     """PPL per rate of every mode measured in `out_dir` for the same pruner, rates and protocol."""
     same = {}
-    for path in sorted(out_dir.glob(f"{report['pruner']}-*.json")):
+    for path in sorted(out_dir.glob(f"{figures['pruner']}-*.json")):
         other = json.loads(path.read_text())
         if (other["rates"], other["protocol"], other["schedule"]) == (
-            report["rates"], report["protocol"], report["schedule"]
+            figures["rates"], figures["protocol"], figures["schedule"]
         ):  # fmt: skip
             same[other["mode"]] = other["wikitext2_ppl_shared"]
     return same
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="smollm2_135m")
     parser.add_argument("--pruner", default="magnitude")
     parser.add_argument("--schedule", choices=("explicit", "oneshot"), default="explicit", help="explicit: iterative")
     parser.add_argument("--rates", type=float, nargs="+", default=[0.0, 0.1, 0.2, 0.3, 0.5])
@@ -134,15 +125,12 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="*", default=["piqa"])
     parser.add_argument("--limit", type=int, default=50)
     parser.add_argument("--ppl-tokens", type=int, default=8192)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out-dir", type=Path, default=ROOT / "outputs" / "benchmarks" / "sweep_sharing")
     parser.add_argument("overrides", nargs="*", help="extra prunesweep overrides")
-    args = parser.parse_args()
-    report = measure(args)
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    (args.out_dir / f"{args.pruner}-{args.mode}.json").write_text(json.dumps(report, indent=2))
-    print(json.dumps(report, indent=2))
-    modes = mode_comparison(report, args.out_dir)
+    args = parse(parser, "sweep_sharing/{pruner}-{mode}", argv, rates=[0.5], limit=4, ppl_tokens=512)
+    figures = measure(args)
+    report(args, figures)
+    print(json.dumps(figures, indent=2))
+    modes = mode_comparison(figures, args.out.parent)
     if {"sequential", "dense"} <= modes.keys():
         print("rate  sequential  dense  dense - sequential")
         for rate, seq in modes["sequential"].items():

@@ -11,7 +11,7 @@ outlier ratios (as the official code and `pruner=owl`). Memory of each pruning s
 
 Usage: .venv/bin/python benchmarks/unstructured_baselines.py [--rate 0.5] [--mode sequential] [--samples 32]
        [--seq-len 128] [--ppl-tokens 16384] [--cases dense:unstructured owl:unstructured sparsegpt:2:4 ...]
-       [--skip-ppl]
+       [--skip-ppl] [--smoke]
 """
 
 from __future__ import annotations
@@ -25,9 +25,8 @@ import weakref
 from pathlib import Path
 
 import torch
-from llm_pruner_vs_torch_pruning import DATA_DIR, ROOT, fresh_model  # sibling script (run as a script)
+from common import data_dir, load, parse, report
 
-from prunesweep.atomic import write_json
 from prunesweep.data.corpora import calibration_batch, evaluation_text
 from prunesweep.evaluation.perplexity import perplexity
 from prunesweep.models.architecture import out_in_weight, require_architecture
@@ -94,26 +93,23 @@ def magnitude(model: torch.nn.Module, rate: float, pattern: str) -> float:
     return sparsity_of(modules)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=0.5)
     parser.add_argument("--mode", choices=("sequential", "dense"), default="sequential")
     parser.add_argument("--samples", type=int, default=32)
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--ppl-tokens", type=int, default=16384)
-    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--cases", nargs="+", default=CASES, help="method:pattern, in order")
     parser.add_argument("--skip-ppl", action="store_true")
-    parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "benchmarks" / "unstructured_baselines.json")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    args = parse(parser, "unstructured_baselines", argv, samples=2, seq_len=32, ppl_tokens=512)
 
-    loaded = fresh_model()
+    loaded = load(args.model)
     dense = loaded.model
     with torch.no_grad():  # fault in the (memory-mapped) weights: a step's peak-RSS rise is then its own memory
         sum(float(p.sum()) for p in dense.parameters())
-    calib, _ = calibration_batch(loaded.tokenizer, "c4", DATA_DIR, args.samples, args.seq_len, seed=0)
-    text, _ = evaluation_text("wikitext2", DATA_DIR)
+    calib, _ = calibration_batch(loaded.tokenizer, "c4", data_dir(), args.samples, args.seq_len, seed=0)
+    text, _ = evaluation_text("wikitext2", data_dir())
     statistics = StatisticsBytes()
     rows = []
     for number, case in enumerate(args.cases, start=1):
@@ -153,7 +149,7 @@ def main() -> None:
         }
         print(json.dumps(row), flush=True)
         rows.append(row)
-    write_json(args.out, {"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows})
+    report(args, {"rows": rows})
 
 
 if __name__ == "__main__":

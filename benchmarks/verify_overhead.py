@@ -7,13 +7,12 @@ same cells are re-run in-process (the code the CLI runs) twice, timing the check
   is verified: size + sha256 of every file) and its checkpoint is linked into the cell.
 
     .venv/bin/python benchmarks/verify_overhead.py
+    .venv/bin/python benchmarks/verify_overhead.py --smoke      # one cell
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+import argparse
 import tempfile
 import time
 from collections import defaultdict
@@ -21,11 +20,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from prunesweep import inputs, runner, store
-from prunesweep.config import register_configs
-from prunesweep.paths import register_resolvers
+from common import cli, compose, data_dir, parse, report
 
-RATES = ["0.2", "0.4", "0.6"]
+from prunesweep import inputs, runner, store
+
 CHECKS = [(store, "verify_manifest"), (runner, "check_inputs"), (runner, "fingerprints"), (inputs, "check_data_file")]
 
 
@@ -50,41 +48,39 @@ def timing(spent: dict[str, float]) -> Iterator[None]:
             setattr(module, name, original)
 
 
-def cells(root: Path, sweep: str, data_dir: str) -> float:
-    from hydra import compose, initialize_config_dir
-
-    from prunesweep.paths import config_dir
-
+def cells(root: Path, sweep: str, rates: list[str]) -> float:
     start = time.perf_counter()
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        for rate in RATES:
-            overrides = ["experiment=smoke", f"pruner.rate={rate}", f"paths.data_dir={data_dir}",
-                         f"paths.store_dir={root}/outputs/store"]  # fmt: skip
-            runner.run(compose(config_name="config", overrides=overrides), root / sweep / f"rate={rate}")
+    for rate in rates:
+        cfg = compose("experiment=smoke", f"pruner.rate={rate}", f"paths.store_dir={root}/outputs/store")
+        runner.run(cfg, root / sweep / f"rate={rate}")
     return time.perf_counter() - start
 
 
-def main() -> None:
-    data_dir = str(Path(os.environ.get("PRUNESWEEP_DATA_DIR", "../shared/data")).resolve())
-    register_resolvers()
-    register_configs()
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rates", nargs="+", default=["0.2", "0.4", "0.6"], help="the smoke sweep's cells")
+    args = parse(parser, "verify_overhead", argv, rates=["0.5"])
+    figures: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="prunesweep-verify-") as tmp:
         root = Path(tmp)
-        command = [sys.executable, "-m", "prunesweep", "-m", "experiment=smoke", f"pruner.rate={','.join(RATES)}",
-                   f"paths.data_dir={data_dir}"]  # fmt: skip
+        command = ["-m", "experiment=smoke", f"pruner.rate={','.join(args.rates)}", f"paths.data_dir={data_dir()}"]
         for label in ("first sweep", "re-run of the finished sweep"):
-            start = time.perf_counter()
-            subprocess.run(command, cwd=root, check=True, capture_output=True)
-            print(f"{label} (CLI, 3 cells): {time.perf_counter() - start:.1f} s")
-        cells(root, "sweep", data_dir)  # the in-process first pass (imports, caches), not timed
+            wall, _, done = cli(command, cwd=root)
+            if done.returncode:
+                raise SystemExit(f"prunesweep {' '.join(command)} failed:\n{done.stderr[-3000:]}")
+            print(f"{label} (CLI, {len(args.rates)} cells): {wall:.1f} s")
+            figures[label] = {"wall_seconds": wall}
+        cells(root, "sweep", args.rates)  # the in-process first pass (imports, caches), not timed
         for mode, folder in (("resume", "sweep"), ("reuse", "fresh")):
             spent: dict[str, float] = defaultdict(float)
             with timing(spent):
-                total = cells(root, folder, data_dir)
+                total = cells(root, folder, args.rates)
             checks = spent["verify_manifest"] + spent["check_inputs"] + spent["fingerprints"]
             print(f"{mode}: total {total:.2f} s; verify_manifest {spent['verify_manifest']:.3f} s, "
                   f"input checks {spent['check_inputs']:.3f} s (of which file parsing {spent['check_data_file']:.3f} s), "
                   f"data hashing {spent['fingerprints']:.3f} s; all checks {checks:.3f} s = {100 * checks / total:.1f}% of the in-process time")  # fmt: skip
+            figures[mode] = {"total_seconds": total, **spent}
+    report(args, figures)
 
 
 if __name__ == "__main__":

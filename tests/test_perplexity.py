@@ -4,7 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from prunesweep.evaluation.perplexity import perplexity, token_windows
+from prunesweep.data.corpora import evaluation_text
+from prunesweep.evaluation.perplexity import leading_tokens, perplexity, token_windows
 from tests.models import tiny_model
 
 
@@ -40,3 +41,16 @@ def test_perplexity_matches_hand_computation(tiny):
 def test_random_model_perplexity_is_near_vocab_size(tiny):
     value = perplexity(tiny.model, tiny.tokenizer, "abcdefgh" * 40, seq_len=32)
     assert 50 < value < 1000
+
+
+@pytest.mark.parametrize("max_tokens", [1, 300, 5000])
+def test_capped_tokenization_keeps_the_tokens_of_the_whole_text(tiny, data_dir, max_tokens):
+    text = evaluation_text("wikitext2", data_dir)[0][:200_000]
+    whole = tiny.tokenizer(text, return_tensors="pt", add_special_tokens=False).input_ids[0]
+    assert torch.equal(leading_tokens(tiny.tokenizer, text, max_tokens), whole[:max_tokens])
+    assert torch.equal(leading_tokens(tiny.tokenizer, text, None), whole)
+
+
+def test_capped_tokenization_of_one_long_line(tiny):
+    text = "x" * 10_000
+    assert leading_tokens(tiny.tokenizer, text, 50).numel() == 50

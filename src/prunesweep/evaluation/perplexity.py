@@ -14,6 +14,21 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from prunesweep.console import bar
 
+# Tokens past the cap that a prefix must still yield, so the cut (at a line end) cannot change the kept tokens.
+CUT_MARGIN_TOKENS = 64
+
+
+def leading_tokens(tokenizer: PreTrainedTokenizerBase, text: str, max_tokens: int | None) -> torch.Tensor:
+    """The first `max_tokens` token ids of `text` (all of them for None), tokenizing only as much of the text as
+    that needs: prefixes cut at a line end, doubled until they yield `CUT_MARGIN_TOKENS` more than the cap."""
+    chars = 16 * (max_tokens + CUT_MARGIN_TOKENS) if max_tokens is not None else len(text)
+    while True:
+        cut = len(text) if chars >= len(text) else text.rfind("\n", 0, chars) + 1 or chars
+        ids = tokenizer(text[:cut], return_tensors="pt", add_special_tokens=False).input_ids[0]
+        if cut == len(text) or ids.numel() >= max_tokens + CUT_MARGIN_TOKENS:
+            return ids if max_tokens is None else ids[:max_tokens]
+        chars *= 2
+
 
 def token_windows(ids: torch.Tensor, seq_len: int, max_tokens: int | None = None) -> torch.Tensor:
     """Non-overlapping full windows (n_windows, seq_len); the ragged tail is dropped (as the papers do)."""
@@ -35,8 +50,7 @@ def perplexity(
     batch_size: int = 8,
 ) -> float:
     """exp(mean NLL) of every token after the first in each window."""
-    ids = tokenizer(text, return_tensors="pt", add_special_tokens=False).input_ids[0]
-    windows = token_windows(ids, seq_len, max_tokens)
+    windows = token_windows(leading_tokens(tokenizer, text, max_tokens), seq_len)
     device = next(model.parameters()).device
     nll_sum, count = 0.0, 0
     model.eval()

@@ -1,0 +1,64 @@
+"""Every benchmark runs end to end in its `--smoke` mode (tiny random model) and writes a report of finite
+figures, so a benchmark broken by a change fails the suite instead of rotting unseen."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+SCRIPTS = sorted(path.stem for path in BENCHMARKS.glob("*.py") if path.stem != "common")
+# what each report must hold besides its arguments
+EXPECTED = {
+    "bad_input_latency": "rows",
+    "depth_and_owl": "block_influence",
+    "llm_pruner_vs_torch_pruning": "rows",
+    "rate_search": "trials",
+    "recovery_effect": "rows",
+    "structural_speed": "pruned_over_dense",
+    "sweep_sharing": "wikitext2_ppl_shared",
+    "unstructured_baselines": "rows",
+    "verify_overhead": "reuse",
+}
+
+
+def numbers(value):
+    """Every number inside a JSON value."""
+    if isinstance(value, bool):
+        return
+    if isinstance(value, int | float):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from numbers(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from numbers(item)
+
+
+def test_every_benchmark_is_covered():
+    assert sorted(EXPECTED) == SCRIPTS
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_benchmark_smoke_run_writes_finite_figures(name, tmp_path, data_dir):
+    out = tmp_path / f"{name}.json"
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / f"{name}.py"), "--smoke", "--out", str(out)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PRUNESWEEP_DATA_DIR": data_dir},
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["args"]["smoke"] is True
+    assert report[EXPECTED[name]], f"{name}: empty {EXPECTED[name]}"
+    assert all(math.isfinite(x) for x in numbers(report)), f"{name}: a figure is not finite"
