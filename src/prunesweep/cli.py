@@ -11,7 +11,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from prunesweep import sweep_outcome
+from prunesweep import orphans, sweep_outcome
 from prunesweep.config import check_config, register_configs
 from prunesweep.console import closing_lines, configure
 from prunesweep.errors import PrunesweepError
@@ -33,6 +33,8 @@ def app(cfg: DictConfig) -> bool | float:
     from prunesweep import search
 
     configure(cfg.verbose)  # before the heavy imports below, which bring in tqdm
+    if orphans.is_worker():
+        orphans.end_with_parent()
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     trial = multirun and search.is_search(hydra_cfg.sweeper)
@@ -71,6 +73,7 @@ def app(cfg: DictConfig) -> bool | float:
 def main() -> None:
     """Check the command line's group options and names, run Hydra, and end a sweep with its summary line
     (exit status 1 when any cell failed)."""
+    orphans.mark_main_process()
     try:
         check_argv(sys.argv[1:])
     except PrunesweepError as exc:

@@ -21,10 +21,10 @@ def compose_config(overrides: list[str], return_hydra_config: bool = False) -> D
 
 
 def make_pruner(preset: str, **options: Any):
-    """The pruner of `conf/pruner/<preset>.yaml` with `options` set, typed and built as the runner builds it."""
-    from prunesweep.pruning.registry import build_pruner, typed_pruner_config  # imports torch
+    """The pruner of `conf/pruner/<preset>.yaml` with `options` set, checked, typed and built as the runner does."""
+    from prunesweep.pruning.registry import checked_settings  # imports torch
 
-    node = compose_config([f"pruner={preset}"]).pruner
-    OmegaConf.set_struct(node, False)  # as a `+pruner.key=value` override would add it
-    node.merge_with(options)
-    return build_pruner(typed_pruner_config(node))
+    cfg = compose_config([f"pruner={preset}"])
+    OmegaConf.set_struct(cfg, False)  # as a `+pruner.key=value` override would add it
+    cfg.pruner.merge_with(options)
+    return checked_settings(cfg)[1]

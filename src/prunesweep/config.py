@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import typing
 from dataclasses import dataclass, field
@@ -10,7 +11,8 @@ from enum import Enum
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from prunesweep.errors import PrunesweepError
 from prunesweep.evaluation.tasks import TASKS_DIR
@@ -212,14 +214,15 @@ def register_configs() -> None:
         cs.store(group=group, name="_schema", node=schema)
 
 
-SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=,-]*")
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=,-]{0,99}")  # at most 100 characters
 
 
 def check_folder_name(key: str, value: str) -> None:
     """A value that names a folder under outputs/ must stay one plain path component (no `/`, no leading `.`)."""
     if not SAFE_NAME.fullmatch(str(value)):
         raise PrunesweepError(
-            f"{key}={value!r} must be a plain folder name (letters, digits, . _ + = , -; no '/' or leading '.')"
+            f"{key}={value!r} must be a plain folder name of at most 100 characters (letters, digits, . _ + = , -; "
+            "no '/' or leading '.')"
         )
 
 
@@ -227,13 +230,27 @@ def check_config(cfg: DictConfig) -> None:
     """The checks a composed config needs before any import of torch: unknown keys (also `+key=...` appends)
     in every typed group, the numeric range of every `bounded` field, a folder-safe `experiment_name` and
     known offline task names."""
-    _check_node(cfg, RunConfig, "")
     typed = OmegaConf.get_type(cfg.pruner)  # the method's Config once pruning.registry has typed the node
     if dataclasses.is_dataclass(typed):
         _check_node(cfg.pruner, typed, "pruner.")
     else:  # untyped: the options every method has (its own keys are checked when it is typed)
         _check_node(cfg.pruner, PrunerConfig, "pruner.", closed=False)
+    _check_node(cfg, RunConfig, "")  # after the pruner: other fields interpolate its values
     check_folder_name("experiment_name", cfg.experiment_name)
+    if cfg.schedule.target != cfg.pruner.rate:
+        raise PrunesweepError(
+            f"schedule.target={cfg.schedule.target} disagrees with pruner.rate={cfg.pruner.rate}: pruner.rate owns "
+            "the final rate (set pruner.rate, leave schedule.target unset)"
+        )
+    if not cfg.benchmark.tasks and not cfg.benchmark.perplexity:
+        raise PrunesweepError(
+            f"benchmark {cfg.benchmark.name!r} measures nothing: list benchmark.tasks or benchmark.perplexity"
+        )
+    for key in ("tasks", "perplexity"):
+        names = list(cfg.benchmark[key])
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise PrunesweepError(f"benchmark.{key} lists {', '.join(twice)} more than once")
     if cfg.benchmark.offline:
         _check_offline_tasks(list(cfg.benchmark.tasks))
 
@@ -256,14 +273,28 @@ def _check_node(node: DictConfig, schema: type, prefix: str, closed: bool = True
     if unknown:
         raise PrunesweepError(f"{prefix}{unknown[0]}: unknown key (valid: {', '.join(sorted(fields))})")
     for name, spec in fields.items():
-        value = node.get(name)
+        try:
+            value = node.get(name)
+        except OmegaConfBaseException as exc:  # e.g. an interpolation of a value of the wrong type
+            raise PrunesweepError(f"{prefix}{name}: {str(exc).splitlines()[0]}") from None
+        _check_plain_value(f"{prefix}{name}", value)
         if dataclasses.is_dataclass(types[name]) and isinstance(value, DictConfig):
             _check_node(value, types[name], f"{prefix}{name}.")
         elif "range" in spec.metadata and value is not None:
             _check_range(f"{prefix}{name}", value, *spec.metadata["range"], nullable=spec.default is None)
 
 
+def _check_plain_value(key: str, value: Any) -> None:
+    """Every float of a setting (also inside lists) is finite; a number field holds a number, not text or a bool."""
+    items = list(value) if isinstance(value, ListConfig) else [value]
+    for item in items:
+        if isinstance(item, float) and not math.isfinite(item):
+            raise PrunesweepError(f"{key}={item} must be a finite number")
+
+
 def _check_range(key: str, value: Any, low: float, high: float | None, above: bool, nullable: bool) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PrunesweepError(f"{key}={value!r} must be a number")
     if (value > low if above else value >= low) and (high is None or value < high):
         return
     bound = f"{'>' if above else '>='} {low:g}" if high is None else f"in {'(' if above else '['}{low:g}, {high:g})"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import os
 from pathlib import Path
@@ -19,9 +20,17 @@ def project_root() -> str:
     return str(Path(os.environ.get("PRUNESWEEP_ROOT") or Path.cwd()).resolve())
 
 
+# A folder name longer than this is cut and given a hash of the whole name (file systems allow 255 bytes).
+MAX_FOLDER_BYTES = 160
+
+
 def path_safe(name: str) -> str:
-    """`name` as one path component: '/' becomes %2F (said once per name), so no value escapes its folder."""
+    """`name` as one path component: '/' becomes %2F and a name over `MAX_FOLDER_BYTES` is cut to a prefix plus a
+    hash of the whole (said once per name), so no value escapes its folder or overflows the file system's limit."""
     safe = str(name).replace("/", "%2F")
+    if len(safe.encode()) > MAX_FOLDER_BYTES:
+        digest = hashlib.sha256(safe.encode()).hexdigest()[:16]
+        safe = safe.encode()[: MAX_FOLDER_BYTES - 17].decode(errors="ignore") + "-" + digest
     if safe != name:
         _say_sanitised(str(name), safe)
     return safe
@@ -29,7 +38,7 @@ def path_safe(name: str) -> str:
 
 @functools.cache
 def _say_sanitised(name: str, safe: str) -> None:
-    log.warning("folder name %r contains '/': written as %r", name, safe)
+    log.warning("folder name %r has a '/' or is too long: written as %r", name, safe)
 
 
 def config_dir() -> str:
@@ -47,8 +56,19 @@ def subfolder(name: str | None) -> str:
     return f"/{name}" if name else ""
 
 
+def process_id() -> str:
+    """This process's id: with the start time it names a run folder no other live run can have."""
+    return str(os.getpid())
+
+
 def register_resolvers() -> None:
-    """Register `${project_root:}`, `${subfolder:name}` and `${path_safe:...}` (idempotent)."""
-    for name, resolver in (("project_root", project_root), ("subfolder", subfolder), ("path_safe", path_safe)):
+    """Register `${project_root:}`, `${subfolder:name}`, `${path_safe:...}` and `${pid:}` (idempotent)."""
+    resolvers = (
+        ("project_root", project_root),
+        ("subfolder", subfolder),
+        ("path_safe", path_safe),
+        ("pid", process_id),
+    )
+    for name, resolver in resolvers:
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, resolver)

@@ -6,8 +6,13 @@ method does is behind the `Pruner` interface."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import json
 import logging
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +44,10 @@ from prunesweep.trajectory import Trajectory
 log = logging.getLogger(__name__)
 STATUS_FILE = "status.json"
 CONFIG_FILE = "config.json"
+LOCK_FILE = ".cell.lock"
+KEPT_FILES = (RESULTS_FILE, CONFIG_FILE, STATUS_FILE)
+# errors of the storage itself (full, over quota, read-only, permission): one line naming the file, not a traceback
+STORAGE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
 
 
 @dataclass
@@ -62,9 +71,11 @@ def validate(cfg: DictConfig) -> Plan:
     check_benchmark(cfg.benchmark, cfg.paths.data_dir)
     check_recovery(cfg.recovery, cfg.paths.data_dir)
     uses_calibration = pruner is not None and pruner.uses_calibration
+    visited = rates(cfg.schedule) if pruner is not None and cfg.schedule.target > 0 else []
+    if pruner is not None:
+        pruner.check_rates(visited)
     check_inputs(cfg, uses_calibration)
-    inputs = fingerprints(cfg, uses_calibration)
-    return Plan(cfg, pruner, rates(cfg.schedule) if pruner is not None and cfg.schedule.target > 0 else [], inputs)
+    return Plan(cfg, pruner, visited, fingerprints(cfg, uses_calibration))
 
 
 def run_name(cfg: DictConfig, pruner: Pruner | None) -> str:
@@ -96,6 +107,33 @@ def run(cfg: DictConfig, output_dir: Path) -> list[dict[str, Any]]:
 
     The cell's `status.json` says running / done / failed (with the reason, also for invalid settings)."""
     check_writable(output_dir, "run folder")
+    with open(output_dir / LOCK_FILE, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one writer per cell: an identical cell started meanwhile waits here
+        try:
+            return _run_cell(cfg, output_dir)
+        except Exception as exc:
+            code = storage_errno(exc)
+            if code is None:
+                raise
+            where = getattr(exc, "filename", None) or cfg.paths.store_dir
+            raise PrunesweepError(
+                f"cannot write in {where}: {os.strerror(code)} (free space or fix permissions there, then re-run the "
+                "same command: finished steps are kept)"
+            ) from None
+
+
+def storage_errno(exc: BaseException) -> int | None:
+    """The errno of a storage failure (full, read-only, no permission), or None. safetensors reports its Rust I/O
+    errors only as text (`... Os { code: 28, ... }`), so their code is read from the message."""
+    if isinstance(exc, OSError):
+        code = exc.errno
+    else:
+        match = re.search(r"(?:code: |os error )(\d+)", str(exc))
+        code = int(match.group(1)) if match else None
+    return code if code in STORAGE_ERRORS else None
+
+
+def _run_cell(cfg: DictConfig, output_dir: Path) -> list[dict[str, Any]]:
     status = output_dir / STATUS_FILE
     tracker: Tracker | None = None
     results: ResultsLog | None = None
@@ -104,7 +142,7 @@ def run(cfg: DictConfig, output_dir: Path) -> list[dict[str, Any]]:
         plan = validate(cfg)
         cfg = plan.cfg
         cell_hash = identity_hash(cfg, plan.inputs)
-        if _finished(output_dir, cell_hash):
+        if _finished(output_dir, cell_hash, expected_records(cfg, plan)):
             log.info("%s: finished earlier, skipped", output_dir)
             return read_results(output_dir / RESULTS_FILE)
         resolved = resolved_config(cfg)
@@ -117,7 +155,8 @@ def run(cfg: DictConfig, output_dir: Path) -> list[dict[str, Any]]:
         tracker = make_tracker(cfg.logger, output_dir, run_name(cfg, plan.pruner), resolved)
         Cycle(cfg, plan, resolved, output_dir, Reporter(results, tracker)).execute()
     except BaseException as exc:
-        write_json(status, {"state": "failed", "reason": f"{type(exc).__name__}: {exc}", "config_hash": cell_hash})
+        with contextlib.suppress(OSError):  # a full disk may refuse the status too
+            write_json(status, {"state": "failed", "reason": f"{type(exc).__name__}: {exc}", "config_hash": cell_hash})
         if tracker is not None:
             tracker.finish(failed=True)
         raise
@@ -140,7 +179,10 @@ class Cycle:
         self.store, self.keys = store, keys  # memo tensors of step k are keyed by its starting model, keys[k - 1]
 
     def execute(self) -> None:
-        """Dense evaluation, then every step of the schedule."""
+        """Dense evaluation, then every step of the schedule; a method that cannot prune the model says so before
+        the dense evaluation (unless its first step is stored already)."""
+        if self.plan.rates and not self.store.is_complete(self.steps.keys[1]):
+            self.plan.pruner.check(self.models.at(0))
         self.steps.run(0, self.dense, self.reporter.record)
         for step, target in enumerate(self.plan.rates, start=1):
             self.steps.run(step, lambda step=step, target=target: self.prune_step(step, target), self.reporter.record)
@@ -191,13 +233,35 @@ class Cycle:
         )
 
 
-def _finished(output_dir: Path, cell_hash: str) -> bool:
-    """True when this folder already holds the complete results of the same configuration and inputs."""
-    status = output_dir / STATUS_FILE
-    if not (status.is_file() and (output_dir / RESULTS_FILE).is_file()):
+def expected_records(cfg: DictConfig, plan: Plan) -> set[tuple[int, str, str]]:
+    """(step, stage, task) of every record a finished cell holds: the dense step, then each step's stages."""
+    tasks = [*cfg.benchmark.perplexity, *cfg.benchmark.tasks, *(["efficiency"] if cfg.benchmark.efficiency else [])]
+    tuned = cfg.recovery.kind != "none"
+    stages = (["pruned"] if tuned and cfg.recovery.eval_before else []) + ["recovered" if tuned else "pruned"]
+    steps = [(0, "dense")] + [(k, stage) for k in range(1, len(plan.rates) + 1) for stage in stages]
+    return {(step, stage, task) for step, stage in steps for task in tasks}
+
+
+def _finished(output_dir: Path, cell_hash: str, expected: set[tuple[int, str, str]]) -> bool:
+    """True when this folder already holds the complete results of the same configuration and inputs: status
+    done with the same hash, and a record for every planned step x stage x task. A damaged results file is
+    named and rebuilt (from the store) by the run that follows."""
+    status, results = output_dir / STATUS_FILE, output_dir / RESULTS_FILE
+    if not (status.is_file() and results.is_file()):
         return False
-    recorded = json.loads(status.read_text())
-    return recorded.get("state") == "done" and recorded.get("config_hash") == cell_hash
+    try:
+        recorded = json.loads(status.read_text())
+        rows = read_results(results)
+    except (OSError, ValueError) as exc:
+        log.warning("%s: damaged (%s); the cell is rebuilt from the store", results, exc)
+        return False
+    if recorded.get("state") != "done" or recorded.get("config_hash") != cell_hash:
+        return False
+    missing = expected - {(row.get("step"), row.get("stage"), row.get("task")) for row in rows}
+    if missing:
+        log.warning("%s: %d planned records missing (e.g. %s); the cell is completed", results, len(missing),
+                    min(missing))  # fmt: skip
+    return not missing
 
 
 def _keep_previous_results(output_dir: Path, resolved: dict[str, Any], cell_hash: str) -> None:
@@ -206,22 +270,40 @@ def _keep_previous_results(output_dir: Path, resolved: dict[str, Any], cell_hash
     old_results, old_config = output_dir / RESULTS_FILE, output_dir / CONFIG_FILE
     if not old_results.is_file():
         return
-    try:
-        old_hash = json.loads((output_dir / STATUS_FILE).read_text()).get("config_hash") or "unknown"
-        previous = json.loads(old_config.read_text()) if old_config.is_file() else {}
-    except (OSError, json.JSONDecodeError):
-        old_hash, previous = "unknown", {}
-    if old_hash == cell_hash:  # the same cell, interrupted: its resumed run rewrites the file
+    old_hash = _results_hash(output_dir)
+    if old_hash == cell_hash:  # the same cell, interrupted or damaged: its resumed run rewrites the file
         return
+    try:
+        previous = json.loads(old_config.read_text()) if old_config.is_file() else {}
+    except (OSError, ValueError):
+        previous = {}
     changed = _changed_keys(previous, resolved) or ["data files or code versions"]
-    for name in (RESULTS_FILE, CONFIG_FILE, STATUS_FILE):
+    tag = old_hash or "unknown"
+    number = 1
+    while any((output_dir / f"{Path(name).stem}.{tag}{Path(name).suffix}").exists() for name in KEPT_FILES):
+        number += 1
+        tag = f"{old_hash or 'unknown'}-{number}"  # never overwrite results kept earlier
+    for name in KEPT_FILES:
         path = output_dir / name
         if path.is_file():
-            path.rename(output_dir / f"{path.stem}.{old_hash}{path.suffix}")
+            path.rename(output_dir / f"{path.stem}.{tag}{path.suffix}")
     log.warning(
         "%s: settings changed (%s); previous results kept as results.%s.jsonl",
-        output_dir, ", ".join(changed[:5]) + (" ..." if len(changed) > 5 else ""), old_hash,
+        output_dir, ", ".join(changed[:5]) + (" ..." if len(changed) > 5 else ""), tag,
     )  # fmt: skip
+
+
+def _results_hash(output_dir: Path) -> str | None:
+    """The config hash of the records in the folder's results file (its records carry it), else the status's."""
+    try:
+        for line in (output_dir / RESULTS_FILE).read_text().splitlines():
+            return json.loads(line)["config_hash"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    try:
+        return json.loads((output_dir / STATUS_FILE).read_text()).get("config_hash")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _changed_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:

@@ -81,6 +81,9 @@ class Pruner(ABC):
         """Method-specific columns written into every record of a cell (e.g. importance, pattern)."""
         return {}
 
+    def check_rates(self, rates: list[float]) -> None:  # noqa: B027 - optional hook
+        """Raise PrunesweepError if this method cannot visit the schedule's cumulative `rates` (before any load)."""
+
     def check(self, model: PreTrainedModel) -> None:  # noqa: B027 - optional hook
         """Raise PrunesweepError if this method cannot prune `model` (called before heavy work)."""
 

@@ -50,6 +50,11 @@ def layers_to_drop(n_layers: int, rate: float, keep_first: bool = False, keep_la
     if not 0 <= rate < 1:
         raise PrunesweepError(f"layer_drop rate={rate} must be in [0, 1)")
     k = math.floor(rate * n_layers + 0.5)
+    if rate > 0 and k == 0:
+        raise PrunesweepError(
+            f"layer_drop rate={rate:g} removes no layer of {n_layers} (rounded half up); the smallest rate that "
+            f"removes one is {0.5 / n_layers:g}"
+        )
     droppable = n_layers - int(keep_first) - int(keep_last)
     if k >= n_layers or k > droppable:
         raise PrunesweepError(
@@ -131,13 +136,15 @@ class LayerDropPruner(Pruner):
             setattr(model.config, DENSE_LAYERS_KEY, len(arch.layers(model)))
             setattr(model.config, DENSE_PARAMS_KEY, count_params(model)[0])
         dense_layers, dense = getattr(model.config, DENSE_LAYERS_KEY), getattr(model.config, DENSE_PARAMS_KEY)
-        to_drop = round(target * dense_layers) - (dense_layers - len(arch.layers(model)))
-        removed: list[int] = []
-        if to_drop > 0:
-            current = len(arch.layers(model))
-            removed, _ = layer_drop(
-                model, ctx.calibration(), to_drop / current, self.cfg.keep_first, self.cfg.keep_last
+        current = len(arch.layers(model))
+        gone = dense_layers - current
+        to_drop = layers_to_drop(dense_layers, target, self.cfg.keep_first, self.cfg.keep_last) - gone
+        if to_drop <= 0:
+            raise PrunesweepError(
+                f"layer_drop rate={target:g} removes no layer beyond the {gone} of {dense_layers} already gone; the "
+                f"smallest rate that removes one more is {(gone + 0.5) / dense_layers:g}"
             )
+        removed, _ = layer_drop(model, ctx.calibration(), to_drop / current, self.cfg.keep_first, self.cfg.keep_last)
         details: dict[str, float | int | str] = {
             "layers_removed": ",".join(map(str, removed)),
             "layers_left": len(arch.layers(model)),

@@ -188,8 +188,16 @@ class LayerwisePruner(Pruner):
             "calibration_mode": self.cfg.calibration.mode.value,
         }
 
+    def check_rates(self, rates: list[float]) -> None:
+        if self.nm is not None:
+            self.nm.check_rates(rates)
+
     def check(self, model: PreTrainedModel) -> None:
-        require_architecture(model)
+        arch = require_architecture(model)
+        if self.nm is not None:
+            for index, layer in enumerate(arch.layers(model)):
+                for name, module in arch.linears(layer).items():
+                    self.nm.check_divides(out_in_weight(module).shape[1], f"layer {index} {name}")
 
     def prune_to(self, model: PreTrainedModel, target: float, ctx: PruneContext) -> PruneResult:
         start = time.perf_counter()

@@ -53,9 +53,16 @@ class MagnitudePruner(Pruner):
     def record_fields(self) -> dict[str, Any]:
         return {"scope": str(self.cfg.scope.value), "pattern": self.cfg.pattern}
 
+    def check_rates(self, rates: list[float]) -> None:
+        if self.nm is not None:
+            self.nm.check_rates(rates)
+
     def check(self, model: PreTrainedModel) -> None:
         if not prunable_linears(model, self.cfg.targets):
             raise PrunesweepError(f"magnitude pruner: no layers named {self.cfg.targets} in {type(model).__name__}")
+        if self.nm is not None:
+            for name, module in prunable_linears(model, self.cfg.targets).items():
+                self.nm.check_divides(out_in_weight(module).shape[1], name)
 
     def prune_to(self, model: PreTrainedModel, target: float, ctx: PruneContext) -> PruneResult:
         start = time.perf_counter()

@@ -25,6 +25,14 @@ class NMPattern:
         """The sparsity the pattern implies."""
         return 1.0 - self.n / self.m
 
+    def check_rates(self, rates: list[float]) -> None:
+        """The pattern fixes the sparsity: one step, at exactly its implied rate."""
+        if [round(r, 9) for r in rates] != [round(self.rate, 9)]:
+            raise PrunesweepError(
+                f"pattern {self.n}:{self.m} implies sparsity {self.rate:g} in one step; the run asks for "
+                f"{', '.join(f'{r:g}' for r in rates)} (set pruner.rate={self.rate:g} with a one-step schedule)"
+            )
+
     def check_divides(self, in_features: int, layer: str) -> None:
         if in_features % self.m:
             raise PrunesweepError(

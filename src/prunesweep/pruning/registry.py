@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -12,6 +14,15 @@ from prunesweep.errors import PrunesweepError
 from prunesweep.pruning.base import Pruner
 
 NO_PRUNING = "none"  # pruner=none: the dense baseline only
+METHODS_PACKAGE = "prunesweep.pruning"
+PLUGINS_VARIABLE = "PRUNESWEEP_PLUGINS"  # extra packages whose Pruner classes a `_target_` may name
+
+
+def allowed_modules() -> list[str]:
+    """Packages a `_target_` may be imported from: checked before any import, so a config cannot run the
+    top-level code of an arbitrary module."""
+    extra = [name.strip() for name in os.environ.get(PLUGINS_VARIABLE, "").split(",") if name.strip()]
+    return [METHODS_PACKAGE, *extra]
 
 
 def pruner_class(node: DictConfig) -> type[Pruner]:
@@ -19,6 +30,12 @@ def pruner_class(node: DictConfig) -> type[Pruner]:
     target = node.get("_target_")
     if not target:
         raise PrunesweepError(f"pruner {node.get('name')!r} has no `_target_` (the Pruner class to use)")
+    modules = allowed_modules()
+    if not any(target.startswith(f"{module}.") for module in modules):
+        raise PrunesweepError(
+            f"pruner._target_={target!r} is not in a method package ({', '.join(modules)}); a method of your own "
+            f"package is allowed once its package is listed in ${PLUGINS_VARIABLE} (comma-separated)"
+        )
     try:
         cls = get_class(target)
     except Exception as exc:  # hydra wraps import errors in its own types
@@ -32,19 +49,24 @@ def typed_pruner_config(node: DictConfig) -> DictConfig:
     """`node` merged onto its method's schema: defaults filled in, one clear line for a bad key/type/choice."""
     schema = PrunerConfig if node.get("name") == NO_PRUNING else pruner_class(node).Config
     try:
-        return OmegaConf.merge(OmegaConf.structured(schema), node)
+        typed = OmegaConf.merge(OmegaConf.structured(schema), node)
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", None) or "pruner"
         where = key if key.startswith("pruner") else f"pruner.{key}"
         raise PrunesweepError(f"{where} ({node.get('name')}): {str(exc).splitlines()[0]}") from exc
+    own = OmegaConf.structured(schema).get("name")
+    if schema is not PrunerConfig and typed.name != own:
+        raise PrunesweepError(
+            f"pruner.name={typed.name!r}, but pruner._target_ is the {own!r} method: a method's name comes from its "
+            f"plugin (choose pruner=<preset> instead of renaming)"
+        )
+    return typed
 
 
 def build_pruner(node: DictConfig) -> Pruner | None:
     """The pruner for a typed `pruner` node, or None for `pruner=none` (dense baseline)."""
     if node.name == NO_PRUNING:
         return None
-    if not 0.0 <= node.rate < 1.0:
-        raise PrunesweepError(f"pruner.rate={node.rate} must be in [0, 1)")
     return pruner_class(node)(node)
 
 
