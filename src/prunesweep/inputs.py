@@ -1,6 +1,7 @@
 """Every input a run reads, checked before the first model load: each data file is readable in its format
-(JSON, JSON lines, BZ2, UTF-8 text; not empty), a local model folder holds a model whose weight files are
-complete, and the folders the run writes to are writable. A problem is one line naming the file."""
+(JSON, JSON lines, CSV, BZ2, UTF-8 text; not empty) and every record in it has the keys, types and label ranges
+its reader's schema declares; a local model folder holds a model whose weight files are complete; the folders
+the run writes to are writable. A problem is one line naming the file (and the record's line and field)."""
 
 from __future__ import annotations
 
@@ -12,36 +13,50 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from prunesweep.data.corpora import CORPUS_FILES, corpus_file
+from prunesweep.data.corpora import CORPUS_FILES, CORPUS_RECORDS, corpus_file
+from prunesweep.data.records import Records, check_records
 from prunesweep.errors import PrunesweepError
 from prunesweep.evaluation.tasks.loaders import DATASETS
-from prunesweep.recovery.data import dataset_location
+from prunesweep.recovery.data import dataset_location, dataset_records
 
 
 def benchmark_files(benchmark: DictConfig) -> list[str]:
     """Files the benchmark reads, relative to the data dir (perplexity corpora, offline task files)."""
     files = [CORPUS_FILES[name] for name in benchmark.perplexity]
-    if benchmark.offline:
-        files += [rel for task in benchmark.tasks for rel in DATASETS[task].files]
+    files += [rel for task in offline_tasks(benchmark) for rel in DATASETS[task].files]
     return sorted(set(files))
 
 
-def data_files(cfg: DictConfig, uses_calibration: bool) -> list[Path]:
-    """Every data file the run will read (call after the names were checked)."""
+def data_files(cfg: DictConfig, uses_calibration: bool) -> dict[Path, Records]:
+    """Every data file the run will read and the layout of its records (call after the names were checked)."""
     data_dir = Path(cfg.paths.data_dir)
-    files = [data_dir / rel for rel in benchmark_files(cfg.benchmark)]
+    files = {data_dir / CORPUS_FILES[name]: CORPUS_RECORDS[name] for name in cfg.benchmark.perplexity}
+    for task in offline_tasks(cfg.benchmark):
+        files.update(zip((data_dir / rel for rel in DATASETS[task].files), DATASETS[task].records, strict=True))
     if uses_calibration:
-        files.append(corpus_file(cfg.pruner.calibration.dataset, data_dir).path)
+        name = cfg.pruner.calibration.dataset
+        files[corpus_file(name, data_dir).path] = CORPUS_RECORDS[name]
     if cfg.recovery.kind != "none":
         where = dataset_location(cfg.recovery.dataset, data_dir)
-        files += [] if isinstance(where, str) else [where]  # a str is a hub dataset id
+        if not isinstance(where, str):  # a str is a hub dataset id
+            files[where] = dataset_records(cfg.recovery.dataset)
     return files
+
+
+def offline_tasks(benchmark: DictConfig) -> list[str]:
+    return list(benchmark.tasks) if benchmark.offline else []
 
 
 def check_inputs(cfg: DictConfig, uses_calibration: bool) -> None:
     """Data files, model folder and writable folders (the run folder is checked by the runner)."""
-    for path in data_files(cfg, uses_calibration):
-        check_data_file(path)
+    counts = {path: check_data_file(path, layout) for path, layout in data_files(cfg, uses_calibration).items()}
+    for task in offline_tasks(cfg.benchmark):
+        if DATASETS[task].labelled:
+            records, labels = (Path(cfg.paths.data_dir) / rel for rel in DATASETS[task].files[:2])
+            if counts[records] != counts[labels]:
+                raise PrunesweepError(
+                    f"data file {labels}: {counts[labels]} labels for the {counts[records]} records of {records}"
+                )
     if cfg.model.source == "hf" and Path(cfg.model.path).expanduser().is_dir():
         check_model_folder(Path(cfg.model.path).expanduser())
     check_writable(Path(cfg.paths.store_dir), "paths.store_dir")
@@ -49,15 +64,16 @@ def check_inputs(cfg: DictConfig, uses_calibration: bool) -> None:
         check_writable(Path(cfg.paths.cache_dir), "paths.cache_dir")
 
 
-def check_data_file(path: Path) -> None:
-    """Raise PrunesweepError when `path` is empty or does not parse in the format its name says; a file that
-    passed is not parsed again in this process while its size and mtime are unchanged (as `file_sha256`)."""
+def check_data_file(path: Path, layout: Records) -> int:
+    """Raise PrunesweepError when `path` is empty, does not parse in its layout's format or a record breaks its
+    schema; the record count. A file that passed is not read again in this process while its size and mtime are
+    unchanged (as `file_sha256`)."""
     stat = path.stat()
-    _check_data_file(path.resolve(), stat.st_size, stat.st_mtime_ns)
+    return _check_data_file(path.resolve(), stat.st_size, stat.st_mtime_ns, layout)
 
 
 @cache  # only passes are cached: a raised error is not
-def _check_data_file(path: Path, _size: int, _mtime_ns: int) -> None:
+def _check_data_file(path: Path, _size: int, _mtime_ns: int, layout: Records) -> int:
     raw = path.read_bytes()
     try:
         if path.suffix == ".bz2":
@@ -65,23 +81,11 @@ def _check_data_file(path: Path, _size: int, _mtime_ns: int) -> None:
         text = raw.decode("utf-8")
         if not text.strip():
             raise PrunesweepError("is empty")
-        if path.suffix == ".json":
-            json.loads(text)
-        elif path.suffix == ".jsonl":
-            for number, line in enumerate(text.splitlines(), start=1):
-                if line.strip():
-                    _json_line(line, number)
+        return check_records(text, layout)
     except PrunesweepError as exc:
         raise PrunesweepError(f"data file {path}: {exc}") from None
     except (OSError, EOFError, ValueError) as exc:  # bad BZ2 stream, not UTF-8, not JSON
         raise PrunesweepError(f"data file {path}: cannot be read ({type(exc).__name__}: {exc})") from None
-
-
-def _json_line(line: str, number: int) -> None:
-    try:
-        json.loads(line)
-    except ValueError as exc:
-        raise PrunesweepError(f"line {number} is not valid JSON ({exc})") from None
 
 
 def check_model_folder(folder: Path) -> None:
