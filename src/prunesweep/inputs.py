@@ -10,14 +10,21 @@ import json
 import tempfile
 from functools import cache
 from pathlib import Path
+from typing import Annotated
 
 from omegaconf import DictConfig
+from pydantic import StringConstraints, ValidationError
 
 from prunesweep.data.corpora import CORPUS_FILES, CORPUS_RECORDS, corpus_file
-from prunesweep.data.records import Records, check_records
+from prunesweep.data.records import Record, Records, check_records, first_error
 from prunesweep.errors import PrunesweepError
 from prunesweep.evaluation.tasks.loaders import DATASETS
 from prunesweep.recovery.data import dataset_location, dataset_records
+from prunesweep.safetensors_header import check_safetensors
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")  # torch.save / pickle weight files
+WEIGHTS_FILE = "model.safetensors"
+WEIGHTS_INDEX = "model.safetensors.index.json"
 
 
 def benchmark_files(benchmark: DictConfig) -> list[str]:
@@ -89,7 +96,8 @@ def _check_data_file(path: Path, _size: int, _mtime_ns: int, layout: Records) ->
 
 
 def check_model_folder(folder: Path) -> None:
-    """A local model folder needs a config.json and complete weight files."""
+    """A local model folder needs a config.json and complete safetensors weights, named as its index says (or the
+    single `model.safetensors`); pickled weights are refused (loading them could run code)."""
     config = folder / "config.json"
     if not config.is_file():
         raise PrunesweepError(f"model folder {folder}: no config.json (not a Hugging Face model folder)")
@@ -97,27 +105,40 @@ def check_model_folder(folder: Path) -> None:
         json.loads(config.read_text(encoding="utf-8"))
     except ValueError as exc:
         raise PrunesweepError(f"model file {config}: not valid JSON ({exc})") from None
-    weights = sorted(folder.glob("*.safetensors"))
-    if not weights and not list(folder.glob("*.bin")):
+    pickles = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
+    if pickles:
+        raise PrunesweepError(
+            f"model folder {folder}: {pickles[0]} is a pickled weight file; only safetensors are loaded "
+            "(convert it with save_pretrained(..., safe_serialization=True) and remove it)"
+        )
+    present = {p.name for p in folder.glob("*.safetensors")}
+    if not present:
         raise PrunesweepError(f"model folder {folder}: no weight files (*.safetensors)")
-    for path in weights:
-        _check_safetensors(path)
+    index = folder / WEIGHTS_INDEX
+    weight_map = _weight_map(index) if index.is_file() else None
+    named = set(weight_map.values()) if weight_map is not None else {WEIGHTS_FILE}
+    if missing := sorted(named - present):
+        raise PrunesweepError(f"model folder {folder}: weight file {missing[0]} not found")
+    if stray := sorted(present - named):
+        where = f"not named by {WEIGHTS_INDEX}" if weight_map is not None else f"beside {WEIGHTS_FILE} (no index)"
+        raise PrunesweepError(f"model folder {folder}: weight file {stray[0]} is {where}")
+    headers = {name: check_safetensors(folder / name) for name in sorted(named)}
+    for tensor, name in (weight_map or {}).items():
+        if tensor not in headers[name]:
+            raise PrunesweepError(f"model file {index}: tensor {tensor!r} is not in {name}")
 
 
-def _check_safetensors(path: Path) -> None:
-    """The header's tensor offsets must fit in the file: a truncated copy fails here, not mid-load."""
-    size = path.stat().st_size
+class WeightIndex(Record):
+    weight_map: dict[str, Annotated[str, StringConstraints(pattern=r"^[^/\\]+\.safetensors$")]]
+
+
+def _weight_map(index: Path) -> dict[str, str]:
+    """tensor -> file of a sharded folder's index (files are plain names inside the folder)."""
     try:
-        with path.open("rb") as fh:
-            length = int.from_bytes(fh.read(8), "little")
-            header = json.loads(fh.read(length)) if 0 < length <= size - 8 else None
-    except ValueError:
-        header = None
-    if not isinstance(header, dict):
-        raise PrunesweepError(f"model file {path}: not a safetensors file (unreadable header)")
-    end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
-    if size < 8 + length + end:
-        raise PrunesweepError(f"model file {path}: truncated ({size} bytes, its header needs {8 + length + end})")
+        return WeightIndex.model_validate(json.loads(index.read_text(encoding="utf-8"))).weight_map
+    except ValueError as exc:  # not JSON, or a ValidationError
+        detail = "field {!r}: {}".format(*first_error(exc)) if isinstance(exc, ValidationError) else str(exc)
+        raise PrunesweepError(f"model file {index}: {detail}") from None
 
 
 def check_writable(folder: Path, what: str) -> Path:

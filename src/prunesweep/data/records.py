@@ -70,7 +70,7 @@ def check_records(text: str, layout: Records) -> int:
         try:
             kind.model_validate(row)
         except ValidationError as exc:
-            field, message = _first_error(exc)
+            field, message = first_error(exc)
             if field in layout.fields:  # a record of several lines: the field's own line
                 number += layout.fields.index(field)
             raise PrunesweepError(f"line {number}: field {field!r}: {message}") from None
@@ -86,7 +86,7 @@ def _kind_of(first: Any, kinds: tuple[type[Record], ...]) -> type[Record]:
     return kinds[0]
 
 
-def _first_error(exc: ValidationError) -> tuple[str, str]:
+def first_error(exc: ValidationError) -> tuple[str, str]:
     """(the dotted field, what is wrong with it and the value found) of the first error."""
     error = exc.errors(include_url=False)[0]
     shown = repr(error["input"])
