@@ -41,8 +41,8 @@ def data_files(cfg: DictConfig, uses_calibration: bool) -> dict[Path, Records]:
     for task in offline_tasks(cfg.benchmark):
         files.update(zip((data_dir / rel for rel in DATASETS[task].files), DATASETS[task].records, strict=True))
     if uses_calibration:
-        name = cfg.pruner.calibration.dataset
-        files[corpus_file(name, data_dir).path] = CORPUS_RECORDS[name]
+        corpus = corpus_file(cfg.pruner.calibration.dataset, data_dir)  # names an unknown corpus first
+        files[corpus.path] = CORPUS_RECORDS[corpus.name]
     if cfg.recovery.kind != "none":
         where = dataset_location(cfg.recovery.dataset, data_dir)
         if not isinstance(where, str):  # a str is a hub dataset id
