@@ -17,7 +17,7 @@ from prunesweep.atomic import atomic_dir, write_json
 from prunesweep.errors import PrunesweepError
 from prunesweep.models.architecture import architecture_of
 from prunesweep.provenance import PROVENANCE
-from prunesweep.pruning.structural.manifest import MANIFEST, is_structural, load_structural, save_structural
+from prunesweep.pruning.structural.manifest import is_structural, load_structural, read_manifest, save_structural
 
 HF_CONFIG = "config.json"
 
@@ -68,10 +68,8 @@ def saved_dtype(folder: str | Path) -> str | None:
     """The dtype name a checkpoint's config records for its weights (e.g. "float32"), None if it states none."""
     folder = Path(folder)
     check_checkpoint(folder)
-    if is_structural(folder):
-        config = json.loads((folder / MANIFEST).read_text())["config"]
-    else:
-        config = json.loads((folder / HF_CONFIG).read_text())
+    structural = is_structural(folder)
+    config = read_manifest(folder)["config"] if structural else json.loads((folder / HF_CONFIG).read_text())
     return config.get("dtype") or config.get("torch_dtype")
 
 

@@ -39,21 +39,20 @@ def recovery_data(recovery: DictConfig, data_dir: str) -> str:
     return where if isinstance(where, str) else file_sha256(where)
 
 
-def model_source(model: DictConfig) -> tuple[str, str]:
+def model_source(model: DictConfig, seed: int) -> tuple[str, str]:
     """(where the base weights come from, a hash of them) without loading the model: the GGUF file's sha256,
-    a local folder's config + weight-file sizes, the hub revision, or the random-init config."""
+    the sha256 of every file of a local folder (config, weights, tokenizer), the hub revision, or the random-init
+    config and seed."""
     if model.source == "gguf_package":
-        return f"{model.package}/{model.gguf_file}", file_sha256(packaged_gguf_path(model.package, model.gguf_file))[
-            :16
-        ]
+        path = packaged_gguf_path(model.package, model.gguf_file)
+        return f"{model.package}/{model.gguf_file}", file_sha256(path)[:16]
     if model.source == "random":
         spec = {"architecture": model.architecture, "config": OmegaConf.to_container(model.random_config)}
-        return f"random:{model.architecture}", content_key(spec, length=16)
+        return f"random:{model.architecture}", content_key({**spec, "seed": seed}, length=16)
     folder = Path(model.path).expanduser()
     if folder.is_dir():
-        files = {p.name: p.stat().st_size for p in sorted(folder.glob("*.safetensors"))}
-        config = file_sha256(folder / "config.json") if (folder / "config.json").is_file() else None
-        return str(folder), content_key({"config": config, "weights": files}, length=16)
+        files = {p.name: file_sha256(p) for p in sorted(folder.iterdir()) if p.is_file()}
+        return str(folder), content_key(files, length=16)
     return model.path, model.revision or "main"
 
 
@@ -61,7 +60,7 @@ def fingerprints(cfg: DictConfig, uses_calibration: bool) -> dict[str, Any]:
     """Everything beyond the config that shapes a cell's results; validated inputs only (call after checks)."""
     data_dir = cfg.paths.data_dir
     prints: dict[str, Any] = {"code": code_versions(), "benchmark": benchmark_data(cfg.benchmark, data_dir)}
-    prints["model"] = model_source(cfg.model)[1]
+    prints["model"] = model_source(cfg.model, cfg.seed)[1]
     if uses_calibration:
         prints["calibration"] = calibration_data(cfg.pruner.calibration, data_dir)
     if cfg.recovery.kind != "none":

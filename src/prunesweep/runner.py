@@ -85,7 +85,7 @@ def run_name(cfg: DictConfig, pruner: Pruner | None) -> str:
 
 def cell_fields(cfg: DictConfig, plan: Plan, output_dir: Path, cell_hash: str) -> dict[str, Any]:
     """Columns shared by every record of a cell; provenance comes from the run's inputs."""
-    source, source_hash = model_source(cfg.model)
+    source, source_hash = model_source(cfg.model, cfg.seed)
     return {
         "run_id": output_dir.name,
         "config_hash": cell_hash,

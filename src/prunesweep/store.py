@@ -20,14 +20,16 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import torch
+from pydantic import NonNegativeInt, StringConstraints, ValidationError
 from safetensors.torch import load_file, save_file
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from prunesweep.atomic import atomic_dir, atomic_path, write_json, write_jsonl
 from prunesweep.checkpoint import checkpoint_bytes, save_checkpoint
+from prunesweep.data.records import Record, first_error
 from prunesweep.hashing import content_key, file_sha256
 from prunesweep.results import NON_IDENTITY_KEYS, read_results
 
@@ -40,9 +42,11 @@ QUARANTINE = ".quarantine"
 
 
 def dense_key(resolved: dict[str, Any], inputs: dict[str, Any]) -> str:
-    """The dense baseline depends only on the model, the benchmark (settings and data), the seed and the code."""
+    """The dense baseline depends only on the model (settings and weights), the benchmark (settings and data), the
+    seed and the code."""
     identity = {key: resolved[key] for key in ("model", "benchmark", "seed")}
-    return content_key({"dense": identity, "benchmark_data": inputs["benchmark"], "code": inputs["code"]})
+    prints = {key: inputs[key] for key in ("model", "code")}
+    return content_key({"dense": identity, "benchmark_data": inputs["benchmark"], **prints})
 
 
 def trajectory_keys(resolved: dict[str, Any], inputs: dict[str, Any], rates: list[float]) -> list[str]:
@@ -169,14 +173,26 @@ class StepStore:
         return tensors
 
 
+class ManifestEntry(Record):
+    bytes: NonNegativeInt
+    sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+
+
+def entry_files(folder: Path) -> list[Path]:
+    """Every file below `folder` but the manifest."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST)
+
+
 def manifest_of(folder: Path) -> dict[str, dict[str, Any]]:
     """Size and sha256 of every file below `folder` (the manifest itself excluded)."""
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST)
-    return {str(p.relative_to(folder)): {"bytes": p.stat().st_size, "sha256": file_sha256(p)} for p in files}
+    return {
+        str(p.relative_to(folder)): {"bytes": p.stat().st_size, "sha256": file_sha256(p)} for p in entry_files(folder)
+    }
 
 
 def verify_manifest(entry: Path) -> None:
-    """Raise CorruptEntry naming the first file that is missing, resized or altered (or a missing manifest)."""
+    """Raise CorruptEntry naming the first defect: a missing or malformed manifest, one that does not list exactly
+    the entry's files (records always), or a file missing, resized or altered."""
     manifest_path = entry / MANIFEST
     try:
         expected = json.loads(manifest_path.read_text())
@@ -184,6 +200,7 @@ def verify_manifest(entry: Path) -> None:
         raise CorruptEntry(f"{manifest_path} missing (incomplete entry, or written by an older prunesweep)") from exc
     except (OSError, json.JSONDecodeError) as exc:
         raise CorruptEntry(f"{manifest_path}: unreadable ({exc})") from exc
+    _check_listing(entry, expected)
     for rel, want in expected.items():
         path = entry / rel
         try:
@@ -191,7 +208,27 @@ def verify_manifest(entry: Path) -> None:
         except OSError as exc:
             missing = exc.errno == errno.ENOENT
             raise CorruptEntry(f"{path} {'missing' if missing else f'unreadable ({exc})'}") from exc
+        if not path.is_file():
+            raise CorruptEntry(f"{path} is not a file")
         if size != want["bytes"]:
             raise CorruptEntry(f"{path} has {size} bytes, {want['bytes']} were stored")
         if file_sha256(path) != want["sha256"]:
             raise CorruptEntry(f"{path} content changed since it was stored (sha256 mismatch)")
+
+
+def _check_listing(entry: Path, expected: Any) -> None:
+    """The manifest maps each file of the entry (a relative path inside it) to a well-formed size and sha256."""
+    manifest_path = entry / MANIFEST
+    if not isinstance(expected, dict) or RECORDS not in expected:
+        raise CorruptEntry(f"{manifest_path} does not list {RECORDS}")
+    root = entry.resolve()
+    for rel, want in expected.items():
+        if Path(rel).is_absolute() or ".." in Path(rel).parts or not (root / rel).resolve().is_relative_to(root):
+            raise CorruptEntry(f"{manifest_path}: {rel!r} is not a path inside the entry")
+        try:
+            ManifestEntry.model_validate(want)
+        except ValidationError as exc:
+            raise CorruptEntry("{}: {!r}: field {!r}: {}".format(manifest_path, rel, *first_error(exc))) from None
+    unlisted = [str(p.relative_to(entry)) for p in entry_files(entry) if str(p.relative_to(entry)) not in expected]
+    if unlisted:
+        raise CorruptEntry(f"{entry / unlisted[0]} is not listed in {manifest_path}")

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from prunesweep.data.records import TEXT, AlpacaRecord, Records, TextRecord
 from prunesweep.errors import PrunesweepError
 from prunesweep.hashing import file_sha256
 
@@ -19,6 +20,13 @@ CORPUS_FILES = {
     "ptb": "ptb/ptb.test.txt",
     "c4": "c4/c4_sample.jsonl",
     "alpaca": "alpaca/alpaca_data_1k.json",
+}
+# name -> what the file's records look like (checked before any model loads)
+CORPUS_RECORDS = {
+    "wikitext2": TEXT,
+    "ptb": TEXT,
+    "c4": Records("jsonl", (TextRecord,)),
+    "alpaca": Records("json", (AlpacaRecord,)),
 }
 
 

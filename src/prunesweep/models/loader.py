@@ -122,10 +122,11 @@ def _random_model(cfg: ModelConfig, seed: int) -> LoadedModel:
 
 
 def _hf_model(cfg: ModelConfig, path: str, dtype: torch.dtype, revision: str | None) -> LoadedModel:
+    """A local folder or hub id; safetensors weights only (a pickled checkpoint is never unpickled)."""
     kwargs = {"revision": revision, "trust_remote_code": cfg.trust_remote_code}
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, use_safetensors=True, **kwargs)
     except OSError as exc:  # missing local files or no hub access: one clear line
         raise PrunesweepError(f"cannot load model {cfg.name!r} from {path!r}: {str(exc).splitlines()[0]}") from exc
     return LoadedModel(model, tokenizer, path, revision or getattr(model.config, "_commit_hash", None) or "local")

@@ -21,7 +21,8 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from prunesweep.config import RecoveryConfig
-from prunesweep.data.corpora import alpaca_prompt, corpus_file
+from prunesweep.data.corpora import CORPUS_RECORDS, alpaca_prompt, corpus_file
+from prunesweep.data.records import AlpacaRecord, Records, TextRecord
 from prunesweep.errors import PrunesweepError
 from prunesweep.hashing import file_sha256
 
@@ -108,6 +109,14 @@ def dataset_location(name: str, data_dir: str | Path) -> Path | str:
     raise PrunesweepError(
         f"recovery.dataset={name!r} is not one of alpaca, c4, wikitext2, a .json/.jsonl file or a hub id (owner/name)"
     )
+
+
+def dataset_records(name: str) -> Records:
+    """What the records of the local file `dataset_location(name)` must look like: a local file holds plain-text
+    records or Alpaca instructions, one kind throughout."""
+    if name in CORPUS_RECORDS:  # wikitext2's validation split is plain text as its test split
+        return CORPUS_RECORDS[name]
+    return Records("jsonl" if name.endswith(".jsonl") else "json", (TextRecord, AlpacaRecord))
 
 
 def _load_records(name: str, data_dir: str | Path) -> tuple[list[dict], str]:

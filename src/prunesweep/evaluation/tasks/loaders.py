@@ -2,7 +2,8 @@
 
 Each reader turns the vendored files into the column layout of the hub dataset that lm-eval's built-in task
 reads, so the task YAMLs next to this file keep lm-eval's prompts, choices and metrics unchanged.
-`load` is the `custom_dataset` entry point the YAMLs name.
+`load` is the `custom_dataset` entry point the YAMLs name. Each task also declares what its files' records look
+like (`Records`: keys, types, label ranges), which `prunesweep.inputs` checks before any model loads.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from datasets import Dataset, DatasetDict
 from lm_eval.tasks.hellaswag.utils import preprocess as hellaswag_preprocess
+from pydantic import Field, PlainValidator, StringConstraints, ValidationInfo, create_model, field_validator
 
+from prunesweep.data.records import NonBlank, Record, Records
 from prunesweep.errors import PrunesweepError
 
 Doc = dict[str, Any]
@@ -29,10 +32,128 @@ DATA_DIR_ENV = "PRUNESWEEP_DATA_DIR"
 
 @dataclass(frozen=True)
 class OfflineData:
-    """Files one offline task reads (relative to the data dir, eval split first) and their reader."""
+    """Files one offline task reads (relative to the data dir, eval split first), their reader, the layout of
+    each file's records (aligned with `files`) and whether files[1] holds one label per record of files[0]."""
 
     files: tuple[str, ...]
     read: Callable[..., Splits]
+    records: tuple[Records, ...]
+    labelled: bool = False
+
+
+# -- record schemas of the vendored files (see SOURCES.md for each format) --------------------------------------
+
+
+def _true_or_false(value: object) -> object:
+    """A JSON boolean or SuperGLUE's spelling of one (val.jsonl has the strings "true"/"false"), nothing else."""
+    if isinstance(value, bool) or value in ("true", "false"):
+        return value
+    raise ValueError("should be a JSON boolean or the string 'true' or 'false'")
+
+
+class BoolqRecord(Record):
+    question: str
+    passage: str
+    label: Annotated[object, PlainValidator(_true_or_false)]
+
+
+class PiqaRecord(Record):
+    goal: str
+    sol1: str
+    sol2: str
+
+
+class HellaswagRecord(Record):
+    ctx: str
+    label: Literal["0", "1", "2", "3"]  # index of one of the 4 endings
+    ending0: str
+    ending1: str
+    ending2: str
+    ending3: str
+
+
+class WinograndeRecord(Record):
+    sentence: Annotated[str, StringConstraints(pattern="_")]  # the blank the options fill
+    option1: str
+    option2: str
+
+
+class ArcChoice(Record):
+    text: str
+    label: NonBlank
+
+
+class ArcQuestion(Record):
+    stem: str
+    choices: Annotated[list[ArcChoice], Field(min_length=2)]
+
+
+class ArcRecord(Record):
+    id: str
+    question: ArcQuestion
+    answerKey: str  # the key as the file spells it
+
+    @field_validator("answerKey")
+    @classmethod
+    def _is_a_choice(cls, key: str, info: ValidationInfo) -> str:
+        question = info.data.get("question")
+        if question is not None and key not in (labels := [choice.label for choice in question.choices]):
+            raise ValueError(f"answer key is not one of the choice labels {labels}")
+        return key
+
+
+class OpenbookqaRecord(Record):
+    id: str = Field(alias="ID")
+    stem: str = Field(alias="Question Stem")
+    choices: str = Field(alias="Choices")
+    answer: str = Field(alias="Answer Key")
+
+    @field_validator("choices")
+    @classmethod
+    def _has_choices(cls, choices: str) -> str:
+        if len(openbookqa_choices(choices)[0]) < 2:
+            raise ValueError('expected "(A) ... (B) ..." with at least two choices')
+        return choices
+
+    @field_validator("answer")
+    @classmethod
+    def _is_a_choice(cls, key: str, info: ValidationInfo) -> str:
+        choices = info.data.get("choices")
+        if choices is not None and key.lstrip() not in (labels := openbookqa_choices(choices)[0]):
+            raise ValueError(f"answer key is not one of the choice labels {labels}")
+        return key
+
+
+class StoryclozeRecord(Record):
+    InputStoryid: str  # the column names as the file spells them
+    InputSentence1: str
+    InputSentence2: str
+    InputSentence3: str
+    InputSentence4: str
+    RandomFifthSentenceQuiz1: str
+    RandomFifthSentenceQuiz2: str
+    AnswerRightEnding: Literal["1", "2"]
+
+
+class LambadaRecord(Record):
+    # context, a space, the target (what follows the last space: lm-eval's `text.split(' ')[-1]`)
+    text: Annotated[str, StringConstraints(pattern=r"(?s)\S.* [^ ]*\S[^ ]*$")]
+
+
+class NqOpenRecord(Record):
+    question: str
+    answer: Annotated[list[str], Field(min_length=1)]
+
+
+class WebquestionsRecord(Record):
+    url: str
+    utterance: str
+    targetValue: Annotated[str, StringConstraints(pattern=r"^\(list \(description .+\)\)$")]
+
+
+def _labels(*values: str) -> Records:
+    """A one-label-per-line file whose labels are `values`."""
+    return Records("lines", (create_model("Label", __base__=Record, label=Literal[values]),), ("label",))
 
 
 def _jsonl(path: Path) -> list[Doc]:
@@ -69,7 +190,7 @@ def _test_and_dev(parse: Callable[[Path], list[Doc]]) -> Callable[[Path, Path], 
 
 def _boolq_docs(path: Path) -> list[Doc]:
     # SuperGLUE's val.jsonl stores the label as the string "true"/"false"; the hub dataset has 0/1.
-    return [{**doc, "label": int(str(doc["label"]).lower() == "true")} for doc in _jsonl(path)]
+    return [{**doc, "label": int(doc["label"] in (True, "true"))} for doc in _jsonl(path)]
 
 
 def _piqa(path: Path, labels_path: Path) -> Splits:
@@ -119,12 +240,17 @@ def _arc_docs(path: Path) -> list[Doc]:
     ]
 
 
+def openbookqa_choices(choices: str) -> tuple[list[str], list[str]]:
+    """OpenBookQA's `Choices` string "(A) ... (B) ... (C) ... (D) ..." -> (labels, texts)."""
+    parts = re.split(r"\(([A-D])\) ", choices)[1:]
+    return parts[0::2], [text.strip() for text in parts[1::2]]
+
+
 def _openbookqa_docs(path: Path) -> list[Doc]:
     """OpenBookQA Main TSV; `Choices` is one string "(A) ... (B) ... (C) ... (D) ..."."""
     docs = []
     for row in _csv(path, delimiter="\t"):
-        parts = re.split(r"\(([A-D])\) ", row["Choices"])[1:]
-        labels, texts = parts[0::2], [text.strip() for text in parts[1::2]]
+        labels, texts = openbookqa_choices(row["Choices"])
         docs.append(
             {
                 "id": row["ID"],
@@ -162,26 +288,57 @@ def _webquestions_docs(path: Path) -> list[Doc]:
     ]
 
 
+ARC = Records("jsonl", (ArcRecord,))
+OPENBOOKQA = Records("tsv", (OpenbookqaRecord,))
+STORYCLOZE = Records("csv", (StoryclozeRecord,))
+HELLASWAG = Records("lines", (HellaswagRecord,), tuple(HellaswagRecord.model_fields))
+
 DATASETS: dict[str, OfflineData] = {
-    "boolq": OfflineData(("boolq/val.jsonl",), _one_split("validation", _boolq_docs)),
-    "piqa": OfflineData(("piqa/valid.jsonl", "piqa/valid-labels.lst"), _piqa),
-    "hellaswag": OfflineData(("hellaswag/hellaswag_val_full.txt.bz2",), _one_split("validation", _hellaswag_docs)),
-    "winogrande": OfflineData(("winogrande/dev.json", "winogrande/dev-labels.lst"), _winogrande),
-    "arc_easy": OfflineData(("arc_easy/ARC-Easy-Test.jsonl", "arc_easy/ARC-Easy-Dev.jsonl"), _test_and_dev(_arc_docs)),
+    "boolq": OfflineData(
+        ("boolq/val.jsonl",), _one_split("validation", _boolq_docs), (Records("jsonl", (BoolqRecord,)),)
+    ),
+    "piqa": OfflineData(
+        ("piqa/valid.jsonl", "piqa/valid-labels.lst"),
+        _piqa,
+        (Records("jsonl", (PiqaRecord,)), _labels("0", "1")),
+        labelled=True,
+    ),
+    "hellaswag": OfflineData(
+        ("hellaswag/hellaswag_val_full.txt.bz2",), _one_split("validation", _hellaswag_docs), (HELLASWAG,)
+    ),
+    "winogrande": OfflineData(
+        ("winogrande/dev.json", "winogrande/dev-labels.lst"),
+        _winogrande,
+        (Records("json", (WinograndeRecord,)), _labels("1", "2")),
+        labelled=True,
+    ),
+    "arc_easy": OfflineData(
+        ("arc_easy/ARC-Easy-Test.jsonl", "arc_easy/ARC-Easy-Dev.jsonl"), _test_and_dev(_arc_docs), (ARC, ARC)
+    ),
     "arc_challenge": OfflineData(
         ("arc_challenge/ARC-Challenge-Test.jsonl", "arc_challenge/ARC-Challenge-Dev.jsonl"),
         _test_and_dev(_arc_docs),
+        (ARC, ARC),
     ),
-    "openbookqa": OfflineData(("openbookqa/test.tsv", "openbookqa/dev.tsv"), _test_and_dev(_openbookqa_docs)),
-    "lambada": OfflineData(("lambada/lambada_test.jsonl",), _one_split("test", _jsonl)),
+    "openbookqa": OfflineData(
+        ("openbookqa/test.tsv", "openbookqa/dev.tsv"), _test_and_dev(_openbookqa_docs), (OPENBOOKQA, OPENBOOKQA)
+    ),
+    "lambada": OfflineData(
+        ("lambada/lambada_test.jsonl",), _one_split("test", _jsonl), (Records("jsonl", (LambadaRecord,)),)
+    ),
     # lm-eval's storycloze_2016 scores the test split when it exists: test csv = eval, val csv = few-shot pool.
     "storycloze": OfflineData(
         ("storycloze/cloze_test_test__spring2016.csv", "storycloze/cloze_test_val__spring2016.csv"),
         _test_and_dev(_storycloze_docs),
+        (STORYCLOZE, STORYCLOZE),
     ),
-    "nq_open": OfflineData(("nq_open/NQ-open.dev.jsonl",), _one_split("validation", _jsonl)),
+    "nq_open": OfflineData(
+        ("nq_open/NQ-open.dev.jsonl",), _one_split("validation", _jsonl), (Records("jsonl", (NqOpenRecord,)),)
+    ),
     "webquestions": OfflineData(
-        ("webquestions/webquestions.examples.test.json",), _one_split("test", _webquestions_docs)
+        ("webquestions/webquestions.examples.test.json",),
+        _one_split("test", _webquestions_docs),
+        (Records("json", (WebquestionsRecord,)),),
     ),
 }
 
