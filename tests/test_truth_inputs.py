@@ -7,8 +7,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,21 +23,8 @@ from prunesweep.runner import run, validate
 from prunesweep.store import QUARANTINE, StepStore
 from tests.compose import compose_config
 from tests.models import tiny_model
+from tests.test_bad_input import error_lines, prunesweep, smoke
 from tests.test_structural_pruning import context, llm_pruner
-
-
-def smoke(data_dir, *overrides: str):
-    return compose_config(["experiment=smoke", f"paths.data_dir={data_dir}", *overrides])
-
-
-def prunesweep(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PRUNESWEEP_ROOT", "PRUNESWEEP_STORE"))}
-    return subprocess.run([sys.executable, "-m", "prunesweep", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)  # fmt: skip
-
-
-def error_lines(proc: subprocess.CompletedProcess) -> list[str]:
-    return [line for line in proc.stderr.splitlines() if line.startswith("prunesweep: error:")]
 
 
 @pytest.fixture
@@ -425,7 +410,7 @@ def layer(index: int, key: str, value) -> Callable[[dict], None]:
     ("damage", "message"),
     [
         (write_outside, "field 'weights': String should match"),
-        (edit_manifest(lambda m: m.__setitem__("weights", str(Path("/tmp/x.safetensors")))), "field 'weights'"),
+        (edit_manifest(lambda m: m.__setitem__("weights", os.path.abspath("x.safetensors"))), "field 'weights'"),
         (edit_manifest(lambda m: m.__setitem__("weights", "gone.safetensors")), "weights file 'gone.safetensors' not"),
         (edit_manifest(layer(0, "num_heads", -4)), "field 'structure.layers.0.num_heads'"),
         (edit_manifest(layer(1, "intermediate_size", 0)), "field 'structure.layers.1.intermediate_size'"),

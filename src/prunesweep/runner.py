@@ -142,9 +142,10 @@ def _run_cell(cfg: DictConfig, output_dir: Path) -> list[dict[str, Any]]:
         plan = validate(cfg)
         cfg = plan.cfg
         cell_hash = identity_hash(cfg, plan.inputs)
-        if _finished(output_dir, cell_hash, expected_records(cfg, plan)):
+        finished = _finished_records(output_dir, cell_hash, expected_records(cfg, plan))
+        if finished is not None:
             log.info("%s: finished earlier, skipped", output_dir)
-            return read_results(output_dir / RESULTS_FILE)
+            return finished
         resolved = resolved_config(cfg)
         _keep_previous_results(output_dir, resolved, cell_hash)
         if cfg.threads is not None:
@@ -181,7 +182,7 @@ class Cycle:
     def execute(self) -> None:
         """Dense evaluation, then every step of the schedule; a method that cannot prune the model says so before
         the dense evaluation (unless its first step is stored already)."""
-        if self.plan.rates and not self.store.is_complete(self.steps.keys[1]):
+        if self.plan.rates and not self.store.has(self.steps.keys[1]):
             self.plan.pruner.check(self.models.at(0))
         self.steps.run(0, self.dense, self.reporter.record)
         for step, target in enumerate(self.plan.rates, start=1):
@@ -242,26 +243,28 @@ def expected_records(cfg: DictConfig, plan: Plan) -> set[tuple[int, str, str]]:
     return {(step, stage, task) for step, stage in steps for task in tasks}
 
 
-def _finished(output_dir: Path, cell_hash: str, expected: set[tuple[int, str, str]]) -> bool:
-    """True when this folder already holds the complete results of the same configuration and inputs: status
-    done with the same hash, and a record for every planned step x stage x task. A damaged results file is
-    named and rebuilt (from the store) by the run that follows."""
+def _finished_records(
+    output_dir: Path, cell_hash: str, expected: set[tuple[int, str, str]]
+) -> list[dict[str, Any]] | None:
+    """The records of this folder when it already holds the complete results of the same configuration and
+    inputs, else None: status done with the same hash, and a record for every planned step x stage x task. A
+    damaged results file is named and rebuilt (from the store) by the run that follows."""
     status, results = output_dir / STATUS_FILE, output_dir / RESULTS_FILE
     if not (status.is_file() and results.is_file()):
-        return False
+        return None
     try:
         recorded = json.loads(status.read_text())
         rows = read_results(results)
     except (OSError, ValueError) as exc:
         log.warning("%s: damaged (%s); the cell is rebuilt from the store", results, exc)
-        return False
+        return None
     if recorded.get("state") != "done" or recorded.get("config_hash") != cell_hash:
-        return False
+        return None
     missing = expected - {(row.get("step"), row.get("stage"), row.get("task")) for row in rows}
     if missing:
         log.warning("%s: %d planned records missing (e.g. %s); the cell is completed", results, len(missing),
                     min(missing))  # fmt: skip
-    return not missing
+    return None if missing else rows
 
 
 def _keep_previous_results(output_dir: Path, resolved: dict[str, Any], cell_hash: str) -> None:

@@ -107,6 +107,10 @@ class StepStore:
         path.rename(target)
 
     # -- step entries --------------------------------------------------------------------------------------------
+    def has(self, key: str) -> bool:
+        """True if an entry exists for `key` (not verified: `is_complete` does that before reuse)."""
+        return (self.root / key).exists()
+
     def is_complete(self, key: str) -> bool:
         """True if the entry exists and every file matches its manifest; a bad entry is quarantined."""
         entry = self.root / key

@@ -48,13 +48,14 @@ def pruner_class(node: DictConfig) -> type[Pruner]:
 def typed_pruner_config(node: DictConfig) -> DictConfig:
     """`node` merged onto its method's schema: defaults filled in, one clear line for a bad key/type/choice."""
     schema = PrunerConfig if node.get("name") == NO_PRUNING else pruner_class(node).Config
+    defaults = OmegaConf.structured(schema)
     try:
-        typed = OmegaConf.merge(OmegaConf.structured(schema), node)
+        typed = OmegaConf.merge(defaults, node)
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", None) or "pruner"
         where = key if key.startswith("pruner") else f"pruner.{key}"
         raise PrunesweepError(f"{where} ({node.get('name')}): {str(exc).splitlines()[0]}") from exc
-    own = OmegaConf.structured(schema).get("name")
+    own = defaults.get("name")
     if schema is not PrunerConfig and typed.name != own:
         raise PrunesweepError(
             f"pruner.name={typed.name!r}, but pruner._target_ is the {own!r} method: a method's name comes from its "
