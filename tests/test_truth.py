@@ -166,6 +166,26 @@ def test_a_layer_drop_rate_that_removes_nothing_names_the_smallest_that_does():
 
 
 @pytest.mark.parametrize(
+    ("overrides", "message"),
+    [(["schedule=oneshot", "pruner.rate=0.1"], "smallest rate that removes one is 0.125"),
+     (["schedule=explicit", "schedule.milestones=[0.25,0.3]", "pruner.rate=0.3"], "smallest rate that removes one more is 0.375")],
+)  # fmt: skip
+def test_a_layer_drop_schedule_step_that_removes_nothing_fails_before_the_model_loads(data_dir, overrides, message):
+    assert message in settings_error(data_dir, "pruner=layer_drop", *overrides)  # validate() loads no model
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [(["model=tiny_gpt2", "benchmark.ppl_seq_len=1024"], "benchmark.ppl_seq_len=1024"),
+     (["model=tiny_gpt2", "benchmark.max_length=600"], "benchmark.max_length=600"),
+     (["model=tiny_gpt2", "pruner=wanda", "pruner.calibration.seq_len=513"], "pruner.calibration.seq_len=513"),
+     (["model=tiny_llama", "model.random_config.max_position_embeddings=64", "benchmark.max_length=64", "recovery=lora"], "recovery.cutoff_len=256")],
+)  # fmt: skip
+def test_a_sequence_longer_than_the_model_context_fails_before_the_model_loads(data_dir, overrides, key):
+    assert f"{key} exceeds the" in settings_error(data_dir, *overrides)
+
+
+@pytest.mark.parametrize(
     "override",
     ["pruner=owl pruner.owl_m=nan", "pruner=sparsegpt pruner.percdamp=inf", "recovery.lr=inf", "recovery.epochs=inf",
      "recovery.lora_dropout=nan", "pruner.rate=nan", "schedule=explicit schedule.milestones=[0.25,nan]"],

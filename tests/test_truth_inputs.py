@@ -10,6 +10,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+import huggingface_hub
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -17,6 +18,7 @@ from safetensors.torch import save_file
 from prunesweep import model_state
 from prunesweep.checkpoint import load_checkpoint, save_checkpoint
 from prunesweep.errors import PrunesweepError
+from prunesweep.fingerprint import hub_commit
 from prunesweep.models import loader
 from prunesweep.pruning.structural.manifest import MANIFEST
 from prunesweep.runner import run, validate
@@ -215,6 +217,23 @@ def test_a_random_model_is_hashed_by_its_config_and_seed(data_dir, tmp_path):
 
     assert model_hash("seed=0") == model_hash("seed=0") != model_hash("seed=1")
     assert model_hash() != model_hash("model.random_config.intermediate_size=256")
+
+
+def test_a_hub_model_is_keyed_by_the_commit_its_revision_resolves_to(tmp_path, monkeypatch):
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    repo = tmp_path / "models--owner--model"
+
+    def cache_at(commit: str) -> None:
+        (repo / "refs").mkdir(parents=True, exist_ok=True)
+        (repo / "refs" / "main").write_text(commit)
+        (repo / "snapshots" / commit).mkdir(parents=True)
+        (repo / "snapshots" / commit / "config.json").write_text("{}")
+
+    assert hub_commit("owner/model", "main") == "main"  # not cached: nothing to resolve without the network
+    cache_at("a" * 40)
+    assert hub_commit("owner/model", "main") == "a" * 40
+    cache_at("b" * 40)  # the branch moved: another key
+    assert hub_commit("owner/model", None) == hub_commit("owner/model", "main") == "b" * 40
 
 
 # -- item 15: model folders hold safetensors named as their index says; nothing is unpickled -----------------------

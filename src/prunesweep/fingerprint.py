@@ -8,6 +8,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from huggingface_hub import try_to_load_from_cache
 from omegaconf import DictConfig, OmegaConf
 
 from prunesweep.data.corpora import corpus_file
@@ -41,7 +42,7 @@ def recovery_data(recovery: DictConfig, data_dir: str) -> str:
 
 def model_source(model: DictConfig, seed: int) -> tuple[str, str]:
     """(where the base weights come from, a hash of them) without loading the model: the GGUF file's sha256,
-    the sha256 of every file of a local folder (config, weights, tokenizer), the hub revision, or the random-init
+    the sha256 of every file of a local folder (config, weights, tokenizer), the hub commit, or the random-init
     config and seed."""
     if model.source == "gguf_package":
         path = packaged_gguf_path(model.package, model.gguf_file)
@@ -53,7 +54,16 @@ def model_source(model: DictConfig, seed: int) -> tuple[str, str]:
     if folder.is_dir():
         files = {p.name: file_sha256(p) for p in sorted(folder.iterdir()) if p.is_file()}
         return str(folder), content_key(files, length=16)
-    return model.path, model.revision or "main"
+    return model.path, hub_commit(model.path, model.revision)
+
+
+def hub_commit(repo_id: str, revision: str | None) -> str:
+    """The commit a hub revision (branch, tag or sha) resolves to in the local cache, which names the content of
+    every file of the repo; the revision itself when the repo is not cached yet (nothing is downloaded here)."""
+    cached = try_to_load_from_cache(repo_id, "config.json", revision=revision)
+    if isinstance(cached, str):  # .../snapshots/<commit>/config.json
+        return Path(cached).parent.name
+    return revision or "main"
 
 
 def fingerprints(cfg: DictConfig, uses_calibration: bool) -> dict[str, Any]:

@@ -27,8 +27,9 @@ from prunesweep.evaluation.suite import check_benchmark
 from prunesweep.fingerprint import fingerprints, model_source
 from prunesweep.hashing import content_key
 from prunesweep.inputs import check_inputs, check_writable
+from prunesweep.model_fit import check_fits
 from prunesweep.model_state import ModelState
-from prunesweep.models.loader import check_model_config
+from prunesweep.models.loader import architecture_config, check_model_config
 from prunesweep.provenance import Origin
 from prunesweep.pruning.base import PruneContext, Pruner
 from prunesweep.pruning.masks import module_sparsity
@@ -59,6 +60,7 @@ class Plan:
     pruner: Pruner | None
     rates: list[float]
     inputs: dict[str, Any]
+    fit_checked: bool  # False: the architecture could not be read before the load; checked on the loaded model
 
 
 def validate(cfg: DictConfig) -> Plan:
@@ -75,7 +77,10 @@ def validate(cfg: DictConfig) -> Plan:
     if pruner is not None:
         pruner.check_rates(visited)
     check_inputs(cfg, uses_calibration)
-    return Plan(cfg, pruner, visited, fingerprints(cfg, uses_calibration))
+    architecture = architecture_config(cfg.model, cfg.paths.cache_dir)
+    if architecture is not None:
+        check_fits(cfg, pruner, visited, architecture)
+    return Plan(cfg, pruner, visited, fingerprints(cfg, uses_calibration), architecture is not None)
 
 
 def run_name(cfg: DictConfig, pruner: Pruner | None) -> str:
@@ -180,8 +185,10 @@ class Cycle:
         self.store, self.keys = store, keys  # memo tensors of step k are keyed by its starting model, keys[k - 1]
 
     def execute(self) -> None:
-        """Dense evaluation, then every step of the schedule; a method that cannot prune the model says so before
-        the dense evaluation (unless its first step is stored already)."""
+        """Dense evaluation, then every step of the schedule; a run that does not fit the model or a method that
+        cannot prune it says so before the dense evaluation (unless its first step is stored already)."""
+        if not self.plan.fit_checked and not self.store.has(self.steps.keys[0]):
+            check_fits(self.cfg, self.plan.pruner, self.plan.rates, self.models.at(0).config)
         if self.plan.rates and not self.store.has(self.steps.keys[1]):
             self.plan.pruner.check(self.models.at(0))
         self.steps.run(0, self.dense, self.reporter.record)

@@ -10,10 +10,12 @@ from pathlib import Path
 
 import torch
 from transformers import (
+    AutoConfig,
     AutoModelForCausalLM,
     AutoTokenizer,
     GPT2Config,
     LlamaConfig,
+    PretrainedConfig,
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
@@ -21,7 +23,7 @@ from transformers import (
 from prunesweep.atomic import atomic_dir
 from prunesweep.config import ModelConfig
 from prunesweep.errors import PrunesweepError
-from prunesweep.hashing import content_key, file_sha256
+from prunesweep.hashing import file_sha256
 from prunesweep.models.tiny_tokenizer import byte_level_tokenizer
 
 log = logging.getLogger(__name__)
@@ -34,8 +36,7 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 class LoadedModel:
     model: PreTrainedModel
     tokenizer: PreTrainedTokenizerBase
-    source: str  # human-readable origin (file, hub id or "random:<arch>")
-    source_hash: str  # sha256 prefix of the weights file, hub revision, or config hash
+    source: str  # human-readable origin (file, hub id or "random:<arch>"); its hash: fingerprint.model_source
 
 
 def resolve_device(spec: str) -> torch.device:
@@ -109,16 +110,34 @@ def load_model(cfg: ModelConfig, cache_dir: str | Path, seed: int = 0) -> Loaded
     return loaded
 
 
-def _random_model(cfg: ModelConfig, seed: int) -> LoadedModel:
-    tokenizer = byte_level_tokenizer()
-    config_cls = RANDOM_ARCHITECTURES[cfg.architecture]
+def architecture_config(cfg: ModelConfig, cache_dir: str | Path) -> PretrainedConfig | None:
+    """The model's architecture (layer count, context length, ...) read without its weights, or None where that
+    needs the weights first (a GGUF not converted yet, a hub model not in the local cache)."""
+    check_model_config(cfg)
+    if cfg.source == "random":
+        return _random_config(cfg, byte_level_tokenizer())
+    folder = _gguf_folder(cfg, Path(cache_dir)) if cfg.source == "gguf_package" else cfg.path
+    kwargs = {"revision": cfg.revision} if cfg.source == "hf" else {}
+    try:
+        return AutoConfig.from_pretrained(
+            folder, local_files_only=True, trust_remote_code=cfg.trust_remote_code, **kwargs
+        )
+    except (OSError, ValueError):  # not on disk yet, or a custom architecture: the load itself decides
+        return None
+
+
+def _random_config(cfg: ModelConfig, tokenizer: PreTrainedTokenizerBase) -> PretrainedConfig:
     special = {"bos_token_id": tokenizer.eos_token_id, "eos_token_id": tokenizer.eos_token_id}
     params = {"vocab_size": len(tokenizer), **special, "pad_token_id": tokenizer.pad_token_id, **cfg.random_config}
-    config = config_cls(**params)
+    return RANDOM_ARCHITECTURES[cfg.architecture](**params)
+
+
+def _random_model(cfg: ModelConfig, seed: int) -> LoadedModel:
+    tokenizer = byte_level_tokenizer()
+    config = _random_config(cfg, tokenizer)
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config)
-    config_hash = content_key(config.to_dict(), length=16)
-    return LoadedModel(model, tokenizer, f"random:{cfg.architecture}", config_hash)
+    return LoadedModel(model, tokenizer, f"random:{cfg.architecture}")
 
 
 def _hf_model(cfg: ModelConfig, path: str, dtype: torch.dtype, revision: str | None) -> LoadedModel:
@@ -129,14 +148,13 @@ def _hf_model(cfg: ModelConfig, path: str, dtype: torch.dtype, revision: str | N
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, use_safetensors=True, **kwargs)
     except OSError as exc:  # missing local files or no hub access: one clear line
         raise PrunesweepError(f"cannot load model {cfg.name!r} from {path!r}: {str(exc).splitlines()[0]}") from exc
-    return LoadedModel(model, tokenizer, path, revision or getattr(model.config, "_commit_hash", None) or "local")
+    return LoadedModel(model, tokenizer, path)
 
 
 def _gguf_model(cfg: ModelConfig, cache_dir: Path, dtype: torch.dtype) -> LoadedModel:
     """De-quantize the packaged GGUF once into a safetensors HF folder; later loads take <1 s."""
     gguf_path = packaged_gguf_path(cfg.package, cfg.gguf_file)
-    digest = file_sha256(gguf_path)[:16]
-    folder = cache_dir / "models" / f"{cfg.name}-{digest}"
+    folder = _gguf_folder(cfg, cache_dir)
     if not (folder / "config.json").is_file():
         log.info("converting %s to an HF folder (one time, ~20 s)", gguf_path.name)
         tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
@@ -151,5 +169,11 @@ def _gguf_model(cfg: ModelConfig, cache_dir: Path, dtype: torch.dtype) -> Loaded
             model.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
     loaded = _hf_model(cfg, str(folder), dtype, revision=None)
-    loaded.source, loaded.source_hash = f"{cfg.package}/{cfg.gguf_file}", digest
+    loaded.source = f"{cfg.package}/{cfg.gguf_file}"
     return loaded
+
+
+def _gguf_folder(cfg: ModelConfig, cache_dir: Path) -> Path:
+    """The HF folder a packaged GGUF is converted into, named by the GGUF file's content."""
+    digest = file_sha256(packaged_gguf_path(cfg.package, cfg.gguf_file))[:16]
+    return cache_dir / "models" / f"{cfg.name}-{digest}"

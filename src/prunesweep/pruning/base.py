@@ -17,7 +17,7 @@ from torch import nn
 from prunesweep.config import PrunerConfig
 
 if TYPE_CHECKING:  # annotations only: importing transformers' model classes costs seconds
-    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+    from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 Tensors = dict[str, torch.Tensor]
 
@@ -83,6 +83,10 @@ class Pruner(ABC):
 
     def check_rates(self, rates: list[float]) -> None:  # noqa: B027 - optional hook
         """Raise PrunesweepError if this method cannot visit the schedule's cumulative `rates` (before any load)."""
+
+    def check_architecture(self, config: PretrainedConfig, rates: list[float]) -> None:  # noqa: B027 - optional hook
+        """Raise PrunesweepError if the schedule's `rates` cannot be visited on a model of this architecture config
+        (read before the weights load)."""
 
     def check(self, model: PreTrainedModel) -> None:  # noqa: B027 - optional hook
         """Raise PrunesweepError if this method cannot prune `model` (called before heavy work)."""

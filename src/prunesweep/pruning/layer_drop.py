@@ -22,7 +22,7 @@ from prunesweep.pruning.hooks import forward_with_hooks
 from prunesweep.pruning.structural.llm_pruner import DENSE_PARAMS_KEY
 
 if TYPE_CHECKING:  # annotations only: importing transformers' model classes costs seconds
-    from transformers import PreTrainedModel
+    from transformers import PretrainedConfig, PreTrainedModel
 
 
 @torch.no_grad()
@@ -61,6 +61,14 @@ def layers_to_drop(n_layers: int, rate: float, keep_first: bool = False, keep_la
             f"layer_drop rate={rate} removes {k} of {n_layers} layers; at most {min(droppable, n_layers - 1)} can go"
         )
     return k
+
+
+def raise_removes_nothing(rate: float, gone: int, n_layers: int) -> None:
+    """One line for a step that would drop no layer beyond the `gone` ones, naming the smallest rate that does."""
+    raise PrunesweepError(
+        f"layer_drop rate={rate:g} removes no layer beyond the {gone} of {n_layers} already gone; the smallest rate "
+        f"that removes one more is {(gone + 0.5) / n_layers:g}"
+    )
 
 
 def lowest_influence(scores: torch.Tensor, k: int, keep_first: bool = False, keep_last: bool = False) -> list[int]:
@@ -126,6 +134,15 @@ class LayerDropPruner(Pruner):
     def uses_calibration(self) -> bool:
         return True
 
+    def check_architecture(self, config: PretrainedConfig, rates: list[float]) -> None:
+        """Every step removes at least one more layer than the step before (one rounding rule: `layers_to_drop`)."""
+        gone = 0
+        for rate in rates:
+            dropped = layers_to_drop(config.num_hidden_layers, rate, self.cfg.keep_first, self.cfg.keep_last)
+            if dropped <= gone:
+                raise_removes_nothing(rate, gone, config.num_hidden_layers)
+            gone = dropped
+
     def check(self, model: PreTrainedModel) -> None:
         require_architecture(model).check_layer_removal(model)
 
@@ -140,10 +157,7 @@ class LayerDropPruner(Pruner):
         gone = dense_layers - current
         to_drop = layers_to_drop(dense_layers, target, self.cfg.keep_first, self.cfg.keep_last) - gone
         if to_drop <= 0:
-            raise PrunesweepError(
-                f"layer_drop rate={target:g} removes no layer beyond the {gone} of {dense_layers} already gone; the "
-                f"smallest rate that removes one more is {(gone + 0.5) / dense_layers:g}"
-            )
+            raise_removes_nothing(target, gone, dense_layers)
         removed, _ = layer_drop(model, ctx.calibration(), to_drop / current, self.cfg.keep_first, self.cfg.keep_last)
         details: dict[str, float | int | str] = {
             "layers_removed": ",".join(map(str, removed)),
