@@ -30,11 +30,14 @@ sweep: install
 tables: install
 	$(VENV)/bin/prunesweep-report outputs
 
+# The layer contract (pyproject.toml [tool.importlinter]) first, then the suite on every core.
 test: install
-	$(VENV)/bin/pytest tests
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/pytest tests -n auto
 
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf outputs multirun .pytest_cache

@@ -15,9 +15,9 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
-from prunesweep.atomic import write_json
-from prunesweep.compose import compose_config, make_pruner
 from prunesweep.models.loader import LoadedModel, load_model
+from prunesweep.run.compose import compose_config, make_pruner
+from prunesweep.util.atomic import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE_MODEL = "tiny_llama"

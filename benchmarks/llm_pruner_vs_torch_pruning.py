@@ -30,7 +30,8 @@ from torch import nn
 from prunesweep.data.corpora import calibration_batch, evaluation_text
 from prunesweep.evaluation.perplexity import perplexity
 from prunesweep.models.loader import LoadedModel
-from prunesweep.pruning.base import PruneContext, count_params
+from prunesweep.models.params import count_params
+from prunesweep.pruning.base import PruneContext
 from prunesweep.pruning.structural.importance import IMPORTANCES
 from prunesweep.pruning.structural.llm_pruner import default_layer_range
 

@@ -16,8 +16,8 @@ from pathlib import Path
 from common import cli, parse, report
 from omegaconf import OmegaConf
 
-from prunesweep.results import RESULTS_FILE, read_results
-from prunesweep.search import TRIAL_FILE, score
+from prunesweep.run.rate_search import score
+from prunesweep.store.results import RESULTS_FILE, TRIAL_FILE, read_results
 
 GRID = [round(0.1 * i, 1) for i in range(1, 10)]  # = the preset's range(0.1, 0.9, step=0.1)
 

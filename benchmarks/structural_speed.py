@@ -2,7 +2,7 @@
 
 Both models are saved as checkpoints (the pruned one as safetensors + shape manifest) and measured on the
 same fixed 64-token input: parameters, MACs, checkpoint bytes, peak memory of a fresh process that loads the
-checkpoint and runs one forward (see `prunesweep.efficiency`), and forward latency, measured in alternating
+checkpoint and runs one forward (see `prunesweep.evaluation.efficiency`), and forward latency, measured in alternating
 rounds (dense, pruned, dense, ...) so that load from other processes hits both alike.
 
 Usage: .venv/bin/python benchmarks/structural_speed.py [--rate 0.5] [--tokens 64] [--rounds 5] [--runs 10]
@@ -18,10 +18,11 @@ from pathlib import Path
 
 from common import data_dir, load, make_pruner, parse, report
 
-from prunesweep.checkpoint import checkpoint_bytes, save_checkpoint
 from prunesweep.data.corpora import calibration_batch
-from prunesweep.efficiency import count_macs, forward_latency, peak_memory
-from prunesweep.pruning.base import PruneContext, count_params
+from prunesweep.evaluation.efficiency import count_macs, forward_latency, peak_memory
+from prunesweep.models.params import count_params
+from prunesweep.pruning.base import PruneContext
+from prunesweep.store.checkpoint import checkpoint_bytes, save_checkpoint
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -22,7 +22,9 @@ from pathlib import Path
 
 from common import cli, compose, data_dir, parse, report
 
-from prunesweep import inputs, runner, store
+from prunesweep.run import cell as runner
+from prunesweep.run import inputs
+from prunesweep.store import steps as store
 
 CHECKS = [(store, "verify_manifest"), (runner, "check_inputs"), (runner, "fingerprints"), (inputs, "check_data_file")]
 

@@ -1,5 +1,5 @@
 """Compose the project's Hydra config in tests, exactly as the CLI does."""
 
-from prunesweep.compose import compose_config, make_pruner
+from prunesweep.run.compose import compose_config, make_pruner
 
 __all__ = ["compose_config", "make_pruner"]

@@ -15,16 +15,16 @@ import torch
 from hydra.errors import ConfigCompositionException
 from safetensors.torch import save_file
 
-from prunesweep import model_state
-from prunesweep.config import SCHEMAS, CalibrationConfig, PrunerConfig, RunConfig
+from prunesweep.config.overrides import check_argv, group_options
+from prunesweep.config.paths import config_dir, path_safe
+from prunesweep.config.schema import SCHEMAS, CalibrationConfig, PrunerConfig, RunConfig
 from prunesweep.data.corpora import CORPUS_FILES
-from prunesweep.errors import PrunesweepError
-from prunesweep.evaluation.suite import PPL_CORPORA
+from prunesweep.evaluation.checks import PPL_CORPORA
 from prunesweep.evaluation.tasks.loaders import DATASETS
-from prunesweep.overrides import check_argv, group_options
-from prunesweep.paths import config_dir, path_safe
 from prunesweep.recovery.data import WIKITEXT_TRAIN_FILE
-from prunesweep.runner import run, validate
+from prunesweep.run import model_state
+from prunesweep.run.cell import run, validate
+from prunesweep.util.errors import PrunesweepError
 from tests.compose import compose_config
 
 GROUPS = ["experiment", "model", "pruner", "schedule", "recovery", "benchmark", "logger", "paths"]
@@ -158,7 +158,7 @@ def test_an_out_of_range_value_fails_in_one_line(data_dir, key, value):
 
 @pytest.mark.parametrize(("key", "kind", "bounds"), bounded_fields())
 def test_the_lowest_allowed_value_is_accepted(data_dir, key, kind, bounds):
-    from prunesweep.config import check_config
+    from prunesweep.config.schema import check_config
 
     low, _, above = bounds
     value = (low + 1 if "int" in kind else low + 1e-3) if above else low

@@ -6,13 +6,13 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from prunesweep.paths import config_dir, experiments_dir
+from prunesweep.cli.report import grids
+from prunesweep.config.paths import config_dir, experiments_dir
 from prunesweep.pruning.base import PrunerKind
 from prunesweep.pruning.registry import build_pruner, with_typed_pruner
-from prunesweep.report_cli import grids
 from prunesweep.reporting import collect
 from prunesweep.reporting.tables import display
-from prunesweep.runner import run
+from prunesweep.run.cell import run
 from tests.compose import compose_config
 
 SWEEP = OmegaConf.load(Path(config_dir()) / "experiment" / "baselines.yaml").hydra.sweeper.params

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from prunesweep.errors import PrunesweepError
 from prunesweep.models.architecture import out_in_weight, require_architecture
 from prunesweep.pruning.calibration import (
     advance,
@@ -16,6 +15,7 @@ from prunesweep.pruning.calibration import (
     sequential_calibration,
 )
 from prunesweep.pruning.wanda import prune_wanda
+from prunesweep.util.errors import PrunesweepError
 from tests.calibration_inputs import calibration_ids, linear_input
 from tests.models import tiny_model
 

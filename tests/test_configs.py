@@ -6,9 +6,9 @@ import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from prunesweep.errors import PrunesweepError
-from prunesweep.paths import config_dir
+from prunesweep.config.paths import config_dir
 from prunesweep.pruning.registry import with_typed_pruner
+from prunesweep.util.errors import PrunesweepError
 from tests.compose import compose_config
 
 GROUPS = ["model", "pruner", "schedule", "recovery", "benchmark", "logger", "paths"]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from prunesweep.console import _Quiet, closing_lines
+from prunesweep.cli.closing import closing_lines
+from prunesweep.util.console import _Quiet
 
 
 def record(name: str, level: int) -> logging.LogRecord:
@@ -17,7 +18,7 @@ def test_quiet_console_drops_lm_evals_chatter_but_not_errors_or_ours():
     assert not quiet.filter(record("lm_eval.evaluator", logging.INFO))
     assert quiet.filter(record("lm_eval.evaluator", logging.ERROR))
     assert quiet.filter(record("prunesweep.evaluation.harness", logging.WARNING))
-    assert quiet.filter(record("prunesweep.stages", logging.INFO))
+    assert quiet.filter(record("prunesweep.run.stages", logging.INFO))
 
 
 def test_closing_lines_name_the_results_the_wandb_run_and_its_sync_command(tmp_path):

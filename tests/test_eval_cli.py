@@ -12,16 +12,16 @@ from typing import Any
 import pytest
 from lm_eval.__main__ import cli_evaluate
 
-from prunesweep.errors import PrunesweepError
-from prunesweep.eval_cli import lm_eval_argv, main
+from prunesweep.cli.evaluate import lm_eval_argv, main
+from prunesweep.cli.report import main as report_main
 from prunesweep.evaluation.lm_eval_model import PrunesweepLM
 from prunesweep.evaluation.tasks import TASKS_DIR
 from prunesweep.evaluation.tasks.loaders import DATA_DIR_ENV, load
-from prunesweep.provenance import PROVENANCE
-from prunesweep.pruning.structural.manifest import MANIFEST
-from prunesweep.report_cli import main as report_main
-from prunesweep.results import RESULTS_FILE, read_results
-from prunesweep.runner import run
+from prunesweep.models.shapes import MANIFEST
+from prunesweep.run.cell import run
+from prunesweep.store.provenance import PROVENANCE
+from prunesweep.store.results import RESULTS_FILE, read_results
+from prunesweep.util.errors import PrunesweepError
 from tests.compose import compose_config
 
 LIMIT = 16

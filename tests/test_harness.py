@@ -10,10 +10,11 @@ import pytest
 from lm_eval.api.task import Task
 from lm_eval.tasks import TaskManager
 
-from prunesweep.errors import PrunesweepError
-from prunesweep.evaluation.harness import TASKS_DIR, check_tasks, run_tasks
+from prunesweep.evaluation.checks import check_tasks
+from prunesweep.evaluation.harness import TASKS_DIR, run_tasks
 from prunesweep.evaluation.tasks.loaders import DATASETS, read_splits, webquestions_answers
 from prunesweep.models.loader import LoadedModel
+from prunesweep.util.errors import PrunesweepError
 from tests.models import tiny_model
 
 # SOURCES.md counts of the eval split.

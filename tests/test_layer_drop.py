@@ -11,9 +11,9 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import AutoModelForCausalLM
 
-from prunesweep.errors import PrunesweepError
 from prunesweep.models.architecture import out_in_weight, require_architecture
 from prunesweep.pruning.layer_drop import block_influence, drop_layers, layer_drop, layers_to_drop, lowest_influence
+from prunesweep.util.errors import PrunesweepError
 from tests.models import tiny_model
 
 ARCHS = ("llama", "gpt2")

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from prunesweep.pruning.masks import prunable_linears
-from prunesweep.runner import run
+from prunesweep.run.cell import run
 from tests.compose import compose_config
 
 
@@ -31,7 +31,7 @@ def test_layerwise_methods_hit_their_rate_through_the_runner(tmp_path, data_dir,
 
 @pytest.mark.parametrize("pattern", ["2:4", "4:8"])
 def test_nm_pattern_cells_are_exact(tmp_path, data_dir, pattern):
-    from prunesweep.checkpoint import load_checkpoint
+    from prunesweep.store.checkpoint import load_checkpoint
 
     rows = cell(tmp_path, data_dir, "nm", "pruner=sparsegpt", f"pruner.pattern={pattern}", "schedule=oneshot")
     n, m = map(int, pattern.split(":"))
@@ -54,7 +54,7 @@ def test_dense_mode_shares_statistics_across_rates(tmp_path, data_dir):
 
 
 def test_owl_with_a_pattern_is_refused(tmp_path, data_dir):
-    from prunesweep.errors import PrunesweepError
+    from prunesweep.util.errors import PrunesweepError
 
     with pytest.raises(PrunesweepError, match="owl"):
         cell(tmp_path, data_dir, "x", "pruner=owl", "pruner.pattern=2:4")

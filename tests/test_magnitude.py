@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from prunesweep.errors import PrunesweepError
 from prunesweep.pruning.base import PruneContext
 from prunesweep.pruning.masks import module_sparsity, prunable_linears
+from prunesweep.util.errors import PrunesweepError
 from tests.compose import make_pruner
 from tests.models import tiny_model
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from prunesweep.errors import PrunesweepError
 from prunesweep.models.architecture import out_in_weight, require_architecture
 from prunesweep.pruning.owl import activation_norms, outlier_ratios, owl_layer_rates, owl_rates
+from prunesweep.util.errors import PrunesweepError
 from tests.models import tiny_model
 
 

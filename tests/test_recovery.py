@@ -9,14 +9,14 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from prunesweep.checkpoint import load_checkpoint, save_checkpoint
-from prunesweep.config import RecoveryConfig
-from prunesweep.errors import PrunesweepError
-from prunesweep.paths import config_dir
+from prunesweep.config.paths import config_dir
+from prunesweep.config.schema import RecoveryConfig
 from prunesweep.pruning.base import PruneContext
 from prunesweep.pruning.masks import module_sparsity, prunable_linears
 from prunesweep.recovery import RecoveryDiverged, check_recovery, recover
 from prunesweep.recovery.data import IGNORE_INDEX, build_datasets
+from prunesweep.store.checkpoint import load_checkpoint, save_checkpoint
+from prunesweep.util.errors import PrunesweepError
 from tests.compose import make_pruner
 from tests.models import tiny_model
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -14,14 +15,16 @@ import pandas as pd
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-from prunesweep.paths import experiments_dir
-from prunesweep.report_cli import grids, main
-from prunesweep.reporting import SPECS, build, collect, load_reference
+from prunesweep.cli.report import grids, main
+from prunesweep.config.paths import experiments_dir
+from prunesweep.reporting import build, collect, load_reference, load_specs
 from prunesweep.reporting.collect import dedupe, tidy
 from prunesweep.reporting.figures import render
 from prunesweep.reporting.tables import MISSING_CELL, NO_DATA_CELL, NOT_STATED, display, to_markdown
+from prunesweep.util.errors import PrunesweepError
 
 EXPERIMENTS_DIR = experiments_dir()
+SPECS = load_specs(EXPERIMENTS_DIR)
 PPL_METRICS = {"ppl", "perplexity"}
 
 LLM_PRUNER_TASKS = {("wikitext2", "ppl"): 20.0, ("boolq", "acc"): 0.60, ("hellaswag", "acc_norm"): 0.40}
@@ -153,6 +156,17 @@ REFERENCE_ROWS = {
     "llm_pruner_table6": (4, "Ma et al. 2023 (LLM-Pruner), Table 6"),
     "baselines": (11, ""),
 }
+
+
+def test_a_malformed_table_spec_is_one_line_naming_its_file_and_field(tmp_path) -> None:
+    spec = tmp_path / "mine" / "table.yaml"
+    spec.parent.mkdir()
+    spec.write_text("title: t\nmethods: []\ncolumns: [{task: piqa, metric: acc}]\n")
+    with pytest.raises(PrunesweepError, match=r"table\.yaml: columns\.0\.label: Field required"):
+        load_specs(tmp_path)
+    spec.write_text("title: t\nmethods: []\ncolumns: [{task: piqa, metric: acc, label: PIQA}]\naverage: [BoolQ]\n")
+    with pytest.raises(PrunesweepError, match="average names BoolQ, which are not column labels"):
+        load_specs(tmp_path)
 
 
 def test_reference_rows_per_preset_cite_their_table() -> None:
@@ -288,7 +302,7 @@ class _Links(HTMLParser):
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     code = (
-        "import sys; from prunesweep.report_cli import main; status = main(sys.argv[1:]); "
+        "import sys; from prunesweep.cli.report import main; status = main(sys.argv[1:]); "
         "assert 'torch' not in sys.modules, 'reporting imported torch'; sys.exit(status)"
     )
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60)
@@ -296,7 +310,9 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 
 def test_cli_writes_all_tables_figures_and_a_self_contained_page_without_torch(outputs: Path, tmp_path: Path) -> None:
     smoke_run(outputs / "runs" / "smoke" / "2024-02-01")
-    (tmp_path / "experiments" / "llm_pruner_table1").mkdir(parents=True)  # few reference rows: fewer figures, fast
+    for name in SPECS:  # every table's spec, but few reference rows: fewer figures, fast
+        (tmp_path / "experiments" / name).mkdir(parents=True)
+        shutil.copy(EXPERIMENTS_DIR / name / "table.yaml", tmp_path / "experiments" / name)
     (tmp_path / "experiments" / "llm_pruner_table1" / "reference.csv").write_text(REFERENCE)
     page = tmp_path / "report.html"
     done = run_cli(str(outputs), "--html", str(page), "--experiments-dir", str(tmp_path / "experiments"))
@@ -351,4 +367,4 @@ def test_bad_inputs_fail_in_one_line(tmp_path: Path, monkeypatch, capsys) -> Non
     assert err.count("\n") == 1 and err.startswith("prunesweep-report: error: --wandb-project me/sweep")
     assert main([str(tmp_path / "outputs"), "--table", "nope"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "--table nope: no such table (have: gholami_table3" in err
+    assert err.count("\n") == 1 and "--table nope: no such table (have: baselines, gholami_table3" in err

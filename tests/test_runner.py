@@ -6,10 +6,10 @@ import sys
 
 import pytest
 
-from prunesweep.checkpoint import load_checkpoint
 from prunesweep.evaluation.suite import evaluate
-from prunesweep.results import RESULTS_FILE, read_results
-from prunesweep.runner import run
+from prunesweep.run.cell import run
+from prunesweep.store.checkpoint import load_checkpoint
+from prunesweep.store.results import RESULTS_FILE, read_results
 from tests.compose import compose_config
 
 REQUIRED_FIELDS = {
@@ -90,15 +90,15 @@ def test_bad_inputs_fail_fast_with_one_line(tmp_path, override, message):
 
 
 def test_rate_zero_is_the_dense_baseline_only(data_dir):
-    from prunesweep.runner import validate
+    from prunesweep.run.cell import validate
 
     cfg = compose_config(["experiment=smoke", "pruner.rate=0", f"paths.data_dir={data_dir}"])
     assert validate(cfg).rates == []
 
 
 def test_recovered_rows_say_what_they_were_tuned_on_and_for_how_long(tmp_path, data_dir):
-    from prunesweep.hashing import file_sha256
     from prunesweep.recovery.data import dataset_location
+    from prunesweep.util.hashing import file_sha256
 
     overrides = ["experiment=smoke", "pruner.rate=0.25", "schedule.milestones=[0.25]", "recovery=lora"]
     overrides += [

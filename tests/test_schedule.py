@@ -3,9 +3,9 @@ import math
 
 import pytest
 
-from prunesweep.config import ScheduleConfig
-from prunesweep.errors import PrunesweepError
-from prunesweep.schedule import check_schedule, rates, target_at
+from prunesweep.config.schema import ScheduleConfig
+from prunesweep.run.schedule import check_schedule, rates, target_at
+from prunesweep.util.errors import PrunesweepError
 
 
 def schedule(kind: str, steps: int = 4, initial: float = 0.0, target: float = 0.5, **kw) -> ScheduleConfig:

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from prunesweep.config import check_config
-from prunesweep.errors import PrunesweepError
-from prunesweep.report_cli import main as report_main
-from prunesweep.reporting.search import load_studies
-from prunesweep.results import RESULTS_FILE, read_results
-from prunesweep.search import TRIAL_FILE, check_search, score
+from prunesweep.cli.report import main as report_main
+from prunesweep.config.schema import check_config
+from prunesweep.reporting.studies import load_studies
+from prunesweep.run.rate_search import check_search, score
+from prunesweep.store.results import RESULTS_FILE, TRIAL_FILE, read_results
+from prunesweep.util.errors import PrunesweepError
 from tests.compose import compose_config
 
 VOLATILE = {"run_id", "seconds", "eval_seconds", "prune_seconds", "reused", "store_key", "config_hash"}

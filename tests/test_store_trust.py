@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from prunesweep.results import RESULTS_FILE, read_results
-from prunesweep.runner import run
-from prunesweep.store import QUARANTINE, StepStore
+from prunesweep.run.cell import run
+from prunesweep.store.results import RESULTS_FILE, read_results
+from prunesweep.store.steps import QUARANTINE, StepStore
 from tests.compose import compose_config
 
 

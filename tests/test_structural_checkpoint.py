@@ -12,11 +12,11 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
-from prunesweep.checkpoint import load_checkpoint, save_checkpoint
-from prunesweep.efficiency import efficiency_stats
+from prunesweep.evaluation.efficiency import efficiency_stats
 from prunesweep.models.architecture import architecture_of
-from prunesweep.pruning.base import count_params
-from prunesweep.pruning.structural.manifest import MANIFEST
+from prunesweep.models.params import count_params
+from prunesweep.models.shapes import MANIFEST
+from prunesweep.store.checkpoint import load_checkpoint, save_checkpoint
 from tests.test_structural_pruning import ARCHS, context, llm_pruner, logits, probe, single_thread, tiny
 
 __all__ = ["single_thread"]  # autouse fixture, imported for its effect
@@ -25,7 +25,7 @@ FRESH_PROCESS = """
 import sys, torch
 torch.set_num_threads(1)
 from safetensors.torch import save_file
-from prunesweep.checkpoint import load_checkpoint
+from prunesweep.store.checkpoint import load_checkpoint
 model, _ = load_checkpoint(sys.argv[1])
 ids = torch.randint(0, 250, (2, 24), generator=torch.Generator().manual_seed(1))
 with torch.no_grad():

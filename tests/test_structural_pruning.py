@@ -10,15 +10,16 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 from torch import nn
 
-from prunesweep.config import ModelConfig
-from prunesweep.errors import PrunesweepError
+from prunesweep.config.schema import ModelConfig
 from prunesweep.models.architecture import architecture_of
+from prunesweep.models.groups import Group, Slice, remove_units
 from prunesweep.models.loader import load_model
-from prunesweep.pruning.base import PruneContext, count_params
-from prunesweep.pruning.structural.groups import Group, Slice, remove_units
+from prunesweep.models.params import count_params
+from prunesweep.models.surgery import channel_axis
+from prunesweep.pruning.base import PruneContext
 from prunesweep.pruning.structural.importance import Gradients, aggregate, calibration_gradients, member_scores
 from prunesweep.pruning.structural.llm_pruner import default_layer_range
-from prunesweep.pruning.structural.surgery import channel_axis
+from prunesweep.util.errors import PrunesweepError
 from tests.compose import make_pruner
 
 TINY = {

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from prunesweep import model_state, runner
-from prunesweep.results import RESULTS_FILE, read_results
+from prunesweep.run import cell as runner
+from prunesweep.run import model_state
+from prunesweep.store.results import RESULTS_FILE, read_results
 from tests.compose import compose_config
 
 VOLATILE = {"run_id", "seconds", "eval_seconds", "prune_seconds", "reused", "store_key", "config_hash", "target_rate"}

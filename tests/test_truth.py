@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from prunesweep.config import check_config
-from prunesweep.errors import PrunesweepError
-from prunesweep.paths import path_safe
+from prunesweep.config.paths import path_safe
+from prunesweep.config.schema import check_config
 from prunesweep.pruning.layer_drop import layers_to_drop
 from prunesweep.pruning.registry import checked_settings
-from prunesweep.results import RESULTS_FILE, read_results
-from prunesweep.runner import run, validate
+from prunesweep.run.cell import run, validate
+from prunesweep.store.results import RESULTS_FILE, read_results
+from prunesweep.util.errors import PrunesweepError
 from tests.compose import compose_config
 from tests.test_bad_input import error_lines, prunesweep
 
@@ -93,30 +93,30 @@ def test_results_of_every_earlier_setting_are_kept_across_failed_runs(tmp_path, 
 
 
 def test_a_full_disk_is_one_line_and_the_rerun_completes(tmp_path, data_dir, monkeypatch):
-    import prunesweep.store
+    import prunesweep.store.steps
 
     cfg = smoke(data_dir, tmp_path / "store")
-    real_save = prunesweep.store.save_checkpoint
+    real_save = prunesweep.store.steps.save_checkpoint
 
     def full(*args, **kwargs):
         raise RuntimeError("Error while serializing: IoError(Os { code: 28, kind: StorageFull })")  # as safetensors
 
-    monkeypatch.setattr(prunesweep.store, "save_checkpoint", full)
+    monkeypatch.setattr(prunesweep.store.steps, "save_checkpoint", full)
     with pytest.raises(PrunesweepError, match=r"No space left on device .*re-run"):
         run(cfg, tmp_path / "cell")
-    monkeypatch.setattr(prunesweep.store, "save_checkpoint", real_save)
+    monkeypatch.setattr(prunesweep.store.steps, "save_checkpoint", real_save)
     rows = run(cfg, tmp_path / "cell")
     assert {r["step"] for r in rows} == {0, 1, 2}
     assert json.loads((tmp_path / "cell" / "status.json").read_text())["state"] == "done"
 
 
 def test_a_read_only_store_is_one_line(tmp_path, data_dir, monkeypatch):
-    import prunesweep.store
+    import prunesweep.store.steps
 
     def read_only(self, key, blocking=True):
         raise PermissionError(errno.EACCES, "Permission denied", str(self.root / ".locks" / f"{key}.lock"))
 
-    monkeypatch.setattr(prunesweep.store.StepStore, "lock", read_only)
+    monkeypatch.setattr(prunesweep.store.steps.StepStore, "lock", read_only)
     with pytest.raises(PrunesweepError, match=r"cannot write in .*\.lock: Permission denied"):
         run(smoke(data_dir, tmp_path / "store"), tmp_path / "cell")
 
@@ -127,7 +127,7 @@ def test_a_benchmark_that_measures_nothing_is_refused(data_dir):
 
 def test_a_worker_ends_when_its_parent_dies(tmp_path):
     child_code = (
-        "import os, sys, time; from prunesweep import orphans; orphans.end_with_parent(0.1); "
+        "import os, sys, time; from prunesweep.util import orphans; orphans.end_with_parent(0.1); "
         "print(os.getpid(), flush=True); time.sleep(60)"
     )
     parent_code = (
@@ -220,7 +220,7 @@ def test_a_task_listed_twice_is_refused(data_dir):
 def test_long_names_stay_within_the_file_system_limit(tmp_path):
     with pytest.raises(PrunesweepError, match="at most 100 characters"):
         validate(compose_config(["experiment=smoke", f"experiment_name={'x' * 300}"]))
-    from prunesweep.paths import MAX_FOLDER_BYTES
+    from prunesweep.config.paths import MAX_FOLDER_BYTES
 
     long = "pruner.rate=0.5," + ",".join(f"+tag{i}=value{i}" for i in range(40))
     safe = path_safe(long)

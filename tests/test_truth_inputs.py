@@ -15,14 +15,14 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from prunesweep import model_state
-from prunesweep.checkpoint import load_checkpoint, save_checkpoint
-from prunesweep.errors import PrunesweepError
-from prunesweep.fingerprint import hub_commit
 from prunesweep.models import loader
-from prunesweep.pruning.structural.manifest import MANIFEST
-from prunesweep.runner import run, validate
-from prunesweep.store import QUARANTINE, StepStore
+from prunesweep.models.shapes import MANIFEST
+from prunesweep.run import model_state
+from prunesweep.run.cell import run, validate
+from prunesweep.run.fingerprint import hub_commit
+from prunesweep.store.checkpoint import load_checkpoint, save_checkpoint
+from prunesweep.store.steps import QUARANTINE, StepStore
+from prunesweep.util.errors import PrunesweepError
 from tests.compose import compose_config
 from tests.models import tiny_model
 from tests.test_bad_input import error_lines, prunesweep, smoke

@@ -8,12 +8,12 @@ import copy
 import pytest
 import torch
 
-from prunesweep.errors import PrunesweepError
 from prunesweep.models.architecture import out_in_weight, require_architecture
 from prunesweep.pruning.calibration import dense_statistics
 from prunesweep.pruning.nm import magnitude_nm_, parse_pattern
 from prunesweep.pruning.sparsegpt import SparseGPT, prune_sparsegpt, sparsegpt_prune_weight
 from prunesweep.pruning.wanda import prune_wanda
+from prunesweep.util.errors import PrunesweepError
 from tests.calibration_inputs import calibration_ids, linear_input
 from tests.models import tiny_model
 

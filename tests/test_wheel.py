@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from prunesweep.results import RESULTS_FILE, read_results
+from prunesweep.store.results import RESULTS_FILE, read_results
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -22,7 +22,8 @@ REPO = Path(__file__).resolve().parents[1]
 def wheel(tmp_path_factory) -> Path:
     """`pip wheel` of a clean copy of the sources (the checkout gets no build/ folder), no downloads."""
     source = tmp_path_factory.mktemp("source")
-    shutil.copytree(REPO / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for folder in ("src", "conf", "experiments"):
+        shutil.copytree(REPO / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, source / name)
     dist = tmp_path_factory.mktemp("dist")

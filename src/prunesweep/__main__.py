@@ -1,3 +1,3 @@
-from prunesweep.cli import main
+from prunesweep.cli.main import main
 
 main()

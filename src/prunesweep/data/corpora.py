@@ -11,8 +11,8 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from prunesweep.data.records import TEXT, AlpacaRecord, Records, TextRecord
-from prunesweep.errors import PrunesweepError
-from prunesweep.hashing import file_sha256
+from prunesweep.util.errors import PrunesweepError
+from prunesweep.util.hashing import file_sha256
 
 # name -> path relative to data_dir
 CORPUS_FILES = {

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
-from prunesweep.errors import PrunesweepError
+from prunesweep.util.errors import PrunesweepError
 
 Line = tuple[int, Any]  # (1-based line number where the record starts, the record)
 _SEPARATORS = re.compile(r"[\s,]*")

@@ -20,43 +20,15 @@ from lm_eval.api.task import Task
 from lm_eval.tasks import TaskManager
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from prunesweep.errors import PrunesweepError
 from prunesweep.evaluation.task_lm import TaskLM
 from prunesweep.evaluation.tasks import HUB_NAMES, TASKS_DIR
 from prunesweep.evaluation.tasks.loaders import DATASETS
-from prunesweep.hashing import file_sha256
+from prunesweep.util.hashing import file_sha256
 
 log = logging.getLogger(__name__)
-NO_OFFLINE_DATA = {"triviaqa"}
 OFFLINE_ENV = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
 
 _TASKS: dict[tuple[str | None, str], Task] = {}
-
-
-def check_tasks(tasks: list[str], data_dir: str, offline: bool) -> None:
-    """Raise PrunesweepError (one clear line) for an unknown task name or a missing data file.
-
-    Offline this only looks at names and files; online it indexes lm-eval's built-in tasks once (~8 s).
-    """
-    if not offline:
-        manager = _task_manager(None)
-        for name in tasks:
-            lm_name = HUB_NAMES.get(name, name)
-            if lm_name not in manager.all_subtasks:
-                kind = "a group/tag, not a single task" if lm_name in manager.all_tasks else "unknown"
-                raise PrunesweepError(f"lm-eval task {lm_name!r} (benchmark task {name!r}) is {kind}")
-        return
-    for name in tasks:
-        if name in NO_OFFLINE_DATA:
-            raise PrunesweepError(
-                f"benchmark task {name!r} has no offline data in {data_dir} (see SOURCES.md): "
-                "run it with benchmark.offline=false"
-            )
-        if name not in DATASETS:
-            raise PrunesweepError(f"unknown offline benchmark task {name!r}; known: {', '.join(sorted(DATASETS))}")
-        for rel in DATASETS[name].files:
-            if not (Path(data_dir) / rel).is_file():
-                raise PrunesweepError(f"benchmark task {name!r}: data file {Path(data_dir) / rel} not found")
 
 
 def run_tasks(
@@ -78,7 +50,6 @@ def run_tasks(
     by "+"; the hub dataset and None online), lm_eval_version, limit, num_fewshot, max_length (the context used:
     `max_length`, or the model's when None), truncated (examples whose input was cut to fit it), seconds.
     """
-    check_tasks(tasks, data_dir, offline)
     data_key = _data_key(data_dir, offline)
     task_objs = _load_tasks(tasks, data_key)
     lm = TaskLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=max_length, verbose=verbose)
@@ -91,7 +62,7 @@ def run_tasks(
             out = lm_eval.simple_evaluate(
                 model=lm,
                 tasks=[task],
-                task_manager=_task_manager(data_key),
+                task_manager=task_manager(data_key),
                 limit=limit,
                 bootstrap_iters=0,  # stderr is computed below from the per-example scores
                 log_samples=True,
@@ -121,7 +92,7 @@ def _data_key(data_dir: str, offline: bool) -> str | None:
 
 
 @cache
-def _task_manager(data_key: str | None) -> TaskManager:
+def task_manager(data_key: str | None) -> TaskManager:
     """Our offline tasks over `data_key`, or (None) lm-eval's built-in hub tasks."""
     if data_key is None:
         return TaskManager()
@@ -136,7 +107,7 @@ def _load_tasks(names: list[str], data_key: str | None) -> dict[str, Task]:
     lm_names = {name: name if data_key else HUB_NAMES.get(name, name) for name in names}
     missing = [n for n in dict.fromkeys(lm_names.values()) if (data_key, n) not in _TASKS]
     if missing:
-        built = _task_manager(data_key).load(missing)["tasks"]
+        built = task_manager(data_key).load(missing)["tasks"]
         _TASKS.update({(data_key, n): built[n] for n in missing})
     return {name: _TASKS[(data_key, lm_name)] for name, lm_name in lm_names.items()}
 

@@ -1,7 +1,7 @@
 """lm-eval model type `prunesweep`: any checkpoint the runner writes, structural ones with non-uniform layers too.
 
 `--model prunesweep --model_args pretrained=<checkpoint folder>[,dtype=auto|float32|bfloat16]`: the folder is loaded
-through `prunesweep.checkpoint.load_checkpoint` (safetensors, no remote code) and handed to lm-eval's `HFLM`, so
+through `prunesweep.store.checkpoint.load_checkpoint` (safetensors, no remote code) and handed to lm-eval's `HFLM`, so
 every other HFLM argument (max_length, add_bos_token, ...) means what it means for `--model hf`."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import torch
 from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 
-from prunesweep.checkpoint import load_checkpoint, saved_dtype
 from prunesweep.models.loader import resolve_device, resolve_dtype
+from prunesweep.store.checkpoint import load_checkpoint, saved_dtype
 
 
 @register_model("prunesweep")

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from prunesweep.console import bar
+from prunesweep.util.console import bar
 
 # Tokens past the cap that a prefix must still yield, so the cut (at a line end) cannot change the kept tokens.
 CUT_MARGIN_TOKENS = 64

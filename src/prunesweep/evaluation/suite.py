@@ -9,26 +9,12 @@ from typing import Any
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from prunesweep.checkpoint import save_checkpoint
-from prunesweep.config import BenchmarkConfig
-from prunesweep.data.corpora import corpus_file, evaluation_text
-from prunesweep.efficiency import efficiency_stats
-from prunesweep.errors import PrunesweepError
-from prunesweep.evaluation.harness import check_tasks, run_tasks
+from prunesweep.config.schema import BenchmarkConfig
+from prunesweep.data.corpora import evaluation_text
+from prunesweep.evaluation.efficiency import efficiency_stats
+from prunesweep.evaluation.harness import run_tasks
 from prunesweep.evaluation.perplexity import perplexity
-
-PPL_CORPORA = ("wikitext2", "ptb")
-
-
-def check_benchmark(cfg: BenchmarkConfig, data_dir: str) -> None:
-    """Fail in one line, before any model loads, on unknown corpora/tasks or missing files (value ranges:
-    `config.check_config`)."""
-    for name in cfg.perplexity:
-        if name not in PPL_CORPORA:
-            raise PrunesweepError(f"benchmark.perplexity: {name!r} is not one of {PPL_CORPORA}")
-        corpus_file(name, data_dir)
-    if cfg.tasks:
-        check_tasks(list(cfg.tasks), data_dir, cfg.offline)
+from prunesweep.store.checkpoint import save_checkpoint
 
 
 def evaluate(

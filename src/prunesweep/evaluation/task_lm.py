@@ -11,7 +11,7 @@ from lm_eval.api.instance import Instance
 from lm_eval.api.model import CacheHook
 from lm_eval.models.huggingface import HFLM
 
-from prunesweep.console import bar
+from prunesweep.util.console import bar
 
 
 class _Progress(CacheHook):

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from prunesweep.errors import PrunesweepError
-from prunesweep.pruning.structural.groups import Group, LayerShape, Slice, Structure, remove_units
+from prunesweep.models.groups import Group, LayerShape, Slice, Structure, remove_units
+from prunesweep.util.errors import PrunesweepError
 
 if TYPE_CHECKING:  # annotations only: importing transformers' model classes costs seconds
     from transformers import PretrainedConfig, PreTrainedModel

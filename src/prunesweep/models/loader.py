@@ -20,11 +20,11 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from prunesweep.atomic import atomic_dir
-from prunesweep.config import ModelConfig
-from prunesweep.errors import PrunesweepError
-from prunesweep.hashing import file_sha256
+from prunesweep.config.schema import ModelConfig
 from prunesweep.models.tiny_tokenizer import byte_level_tokenizer
+from prunesweep.util.atomic import atomic_dir
+from prunesweep.util.errors import PrunesweepError
+from prunesweep.util.hashing import file_sha256
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The interface every pruning method implements, its base config schema, and what a step returns.
 
-A method is one module (a `Pruner` subclass with its own `Config` dataclass) plus one `src/prunesweep/conf/pruner/<name>.yaml`
+A method is one module (a `Pruner` subclass with its own `Config` dataclass) plus one `conf/pruner/<name>.yaml`
 whose `_target_` names the class: nothing else knows the method exists (see README "Adding a method")."""
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
-from torch import nn
 
-from prunesweep.config import PrunerConfig
+from prunesweep.config.schema import PrunerConfig
 
 if TYPE_CHECKING:  # annotations only: importing transformers' model classes costs seconds
     from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
@@ -97,16 +96,3 @@ class Pruner(ABC):
 
     def after_update(self, model: PreTrainedModel) -> None:  # noqa: B027 - optional hook
         """Re-establish invariants after weights were trained/merged (e.g. re-apply sparsity masks)."""
-
-
-def count_params(model: nn.Module) -> tuple[int, int]:
-    """(total, non-zero) parameters, counting tied weights once."""
-    total = nonzero = 0
-    seen: set[int] = set()
-    for param in model.parameters():
-        if id(param) in seen:
-            continue
-        seen.add(id(param))
-        total += param.numel()
-        nonzero += int(torch.count_nonzero(param).item())
-    return total, nonzero

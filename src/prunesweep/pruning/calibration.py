@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from prunesweep.console import bar
-from prunesweep.errors import PrunesweepError
 from prunesweep.models.architecture import out_in_weight, require_architecture
+from prunesweep.util.console import bar
+from prunesweep.util.errors import PrunesweepError
 
 if TYPE_CHECKING:  # annotations only: importing transformers' model classes costs seconds
     from transformers import PreTrainedModel

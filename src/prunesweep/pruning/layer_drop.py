@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
-from prunesweep.config import PrunerConfig
-from prunesweep.errors import PrunesweepError
+from prunesweep.config.schema import PrunerConfig
 from prunesweep.models.architecture import require_architecture
-from prunesweep.pruning.base import PruneContext, Pruner, PruneResult, PrunerKind, count_params
+from prunesweep.models.params import count_params, dense_params
+from prunesweep.pruning.base import PruneContext, Pruner, PruneResult, PrunerKind
 from prunesweep.pruning.hooks import forward_with_hooks
-from prunesweep.pruning.structural.llm_pruner import DENSE_PARAMS_KEY
+from prunesweep.util.errors import PrunesweepError
 
 if TYPE_CHECKING:  # annotations only: importing transformers' model classes costs seconds
     from transformers import PretrainedConfig, PreTrainedModel
@@ -151,8 +151,7 @@ class LayerDropPruner(Pruner):
         arch = require_architecture(model)
         if getattr(model.config, DENSE_LAYERS_KEY, None) is None:
             setattr(model.config, DENSE_LAYERS_KEY, len(arch.layers(model)))
-            setattr(model.config, DENSE_PARAMS_KEY, count_params(model)[0])
-        dense_layers, dense = getattr(model.config, DENSE_LAYERS_KEY), getattr(model.config, DENSE_PARAMS_KEY)
+        dense_layers, dense = getattr(model.config, DENSE_LAYERS_KEY), dense_params(model)
         current = len(arch.layers(model))
         gone = dense_layers - current
         to_drop = layers_to_drop(dense_layers, target, self.cfg.keep_first, self.cfg.keep_last) - gone

@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from torch import nn
 
-from prunesweep.config import PrunerConfig, choices
-from prunesweep.errors import PrunesweepError
+from prunesweep.config.schema import PrunerConfig, choices
 from prunesweep.models.architecture import out_in_weight, require_architecture
 from prunesweep.pruning.base import PruneContext, Pruner, PruneResult, PrunerKind
 from prunesweep.pruning.calibration import (
@@ -34,6 +33,7 @@ from prunesweep.pruning.owl import (
     outlier_ratios,
     owl_layer_rates,
 )
+from prunesweep.util.errors import PrunesweepError
 
 if TYPE_CHECKING:  # annotations only: importing transformers' model classes costs seconds
     from transformers import PreTrainedModel

@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch.nn.utils import prune
 
-from prunesweep.config import PrunerConfig, choices
-from prunesweep.errors import PrunesweepError
+from prunesweep.config.schema import PrunerConfig, choices
 from prunesweep.models.architecture import out_in_weight
 from prunesweep.pruning.base import PruneContext, Pruner, PruneResult, PrunerKind
 from prunesweep.pruning.masks import MaskKeeper, prunable_linears, sparsity_of
 from prunesweep.pruning.nm import magnitude_nm_, parse_pattern
+from prunesweep.util.errors import PrunesweepError
 
 if TYPE_CHECKING:  # annotations only: importing transformers' model classes costs seconds
     from transformers import PreTrainedModel

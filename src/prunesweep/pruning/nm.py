@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
-from prunesweep.errors import PrunesweepError
+from prunesweep.util.errors import PrunesweepError
 
 UNSTRUCTURED = "unstructured"
 

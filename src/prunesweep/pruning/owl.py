@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from prunesweep.errors import PrunesweepError
 from prunesweep.models.architecture import out_in_weight, require_architecture
 from prunesweep.pruning.hooks import forward_with_hooks
+from prunesweep.util.errors import PrunesweepError
 
 if TYPE_CHECKING:  # annotations only: importing transformers' model classes costs seconds
     from transformers import PreTrainedModel

@@ -9,9 +9,9 @@ from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from prunesweep.config import PrunerConfig, check_config
-from prunesweep.errors import PrunesweepError
+from prunesweep.config.schema import PrunerConfig, check_pruner_node
 from prunesweep.pruning.base import Pruner
+from prunesweep.util.errors import PrunesweepError
 
 NO_PRUNING = "none"  # pruner=none: the dense baseline only
 METHODS_PACKAGE = "prunesweep.pruning"
@@ -72,10 +72,11 @@ def build_pruner(node: DictConfig) -> Pruner | None:
 
 
 def checked_settings(cfg: DictConfig) -> tuple[DictConfig, Pruner | None]:
-    """The run config with its pruner typed, every key and range checked (`config.check_config`), and the
-    method built (its constructor checks its own options, e.g. an N:M pattern): no model, no data read."""
+    """The run config (its common settings checked by `check_config`) with its pruner typed, the method's own
+    keys and ranges checked, and the method built (its constructor checks its own options, e.g. an N:M pattern):
+    no model, no data read."""
     cfg = with_typed_pruner(cfg)
-    check_config(cfg)
+    check_pruner_node(cfg.pruner)
     return cfg, build_pruner(cfg.pruner)
 
 

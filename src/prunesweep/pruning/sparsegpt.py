@@ -14,11 +14,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from prunesweep.config import bounded
-from prunesweep.errors import PrunesweepError
+from prunesweep.config.schema import bounded
 from prunesweep.models.architecture import out_in_weight
 from prunesweep.pruning.layerwise import LayerwiseConfig, LayerwiseMethod, LayerwisePruner
 from prunesweep.pruning.nm import NMPattern, nm_prune_mask, parse_pattern
+from prunesweep.util.errors import PrunesweepError
 
 
 def _check_blocksize(blocksize: int, nm: NMPattern | None) -> None:

@@ -20,11 +20,11 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from prunesweep.config import RecoveryConfig
+from prunesweep.config.schema import RecoveryConfig
 from prunesweep.data.corpora import CORPUS_RECORDS, alpaca_prompt, corpus_file
 from prunesweep.data.records import AlpacaRecord, Records, TextRecord
-from prunesweep.errors import PrunesweepError
-from prunesweep.hashing import file_sha256
+from prunesweep.util.errors import PrunesweepError
+from prunesweep.util.hashing import file_sha256
 
 IGNORE_INDEX = -100  # label of positions that are not trained on
 WIKITEXT_TRAIN_FILE = "wikitext2/valid.txt"  # tokenised WikiText-2 v1 valid: the only non-test split offline

@@ -19,10 +19,10 @@ from torch import nn
 from transformers import PreTrainedTokenizerBase, get_scheduler
 from transformers.pytorch_utils import Conv1D
 
-from prunesweep.config import RecoveryConfig
-from prunesweep.console import bar
-from prunesweep.errors import PrunesweepError
+from prunesweep.config.schema import RecoveryConfig
 from prunesweep.recovery.data import IGNORE_INDEX, Example, build_datasets, check_dataset, collate
+from prunesweep.util.console import bar
+from prunesweep.util.errors import PrunesweepError
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from prunesweep.errors import PrunesweepError
-from prunesweep.results import RESULTS_FILE, read_results
+from prunesweep.store.results import RESULTS_FILE, read_results
+from prunesweep.util.errors import PrunesweepError
 
 # Per-stage record fields that are reported as metrics of the pseudo-task "efficiency".
 EFFICIENCY_TASK = "efficiency"

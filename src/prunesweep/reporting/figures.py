@@ -12,9 +12,9 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure  # a bare Figure renders with Agg: no pyplot state, no window
 
-from prunesweep.atomic import atomic_dir
 from prunesweep.reporting.collect import EFFICIENCY_TASK, NOT_SET
 from prunesweep.reporting.tables import LOG_METRICS, OURS, PERCENT_METRICS, ROW_KEYS, STAGE_LABELS, Grid
+from prunesweep.util.atomic import atomic_dir
 
 MARKERS = {"pruned": "o", "recovered": "^"}
 PANEL_WIDTH, MIN_HEIGHT = 8.0, 4.0  # inches per panel (its legend to the right included)

@@ -10,10 +10,10 @@ from typing import Any
 
 import pandas as pd
 
-from prunesweep.errors import PrunesweepError
 from prunesweep.evaluation.tasks import HUB_NAMES
-from prunesweep.provenance import read_provenance
 from prunesweep.reporting.collect import pruner_details
+from prunesweep.store.provenance import read_provenance
+from prunesweep.util.errors import PrunesweepError
 
 RESULTS_GLOB = "results_*.json"  # what lm-eval's EvaluationTracker writes below --output_path
 EVALUATOR = "lm-eval"

@@ -1,4 +1,4 @@
-"""Paper grids: which cells each paper table shows, the pivot of ours + the paper's reference rows, and writers."""
+"""Paper grids: the table spec (read from `experiments/<name>/table.yaml` by `reporting.specs`), the pivot of ours + the paper's reference rows, and writers."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from prunesweep.errors import PrunesweepError
+from prunesweep.evaluation.tasks import NO_OFFLINE_DATA
 from prunesweep.reporting.collect import DETAIL_KEYS, EFFICIENCY_TASK, NOT_SET
+from prunesweep.util.errors import PrunesweepError
 
 OURS = "ours"
 PERCENT_METRICS = {"acc", "acc_norm", "exact_match"}
 LOG_METRICS = {"ppl", "perplexity"}
 # Tasks named by a paper for which this machine has no evaluation data (see ../shared/data/SOURCES.md).
-NO_OFFLINE_DATA = {"triviaqa"}
 NO_DATA_CELL = "n/a (no offline data)"
 MISSING_CELL = "–"
 NOT_STATED = "not stated"  # a reference row whose paper does not say its rate or tuning stage
@@ -51,114 +51,19 @@ class TableSpec:
     keys: tuple[str, ...] = ()  # DETAIL_KEYS always shown as row keys (the grid's own axis, e.g. aggregation)
 
 
-def _eff(metric: str, label: str) -> Column:
-    return Column(EFFICIENCY_TASK, metric, label)
-
-
-PARAMS = _eff("total_params", "#Params")
-NONZERO = _eff("nonzero_params", "#Params (non-zero)")
-ACHIEVED = _eff("achieved_sparsity", "Achieved sparsity")
-LLM_PRUNER_TASKS = (
-    Column("boolq", "acc", "BoolQ"),
-    Column("piqa", "acc", "PIQA"),
-    Column("hellaswag", "acc_norm", "HellaSwag"),
-    Column("winogrande", "acc", "WinoGrande"),
-    Column("arc_easy", "acc", "ARC-e"),
-    Column("arc_challenge", "acc", "ARC-c"),
-    Column("openbookqa", "acc_norm", "OBQA"),
-)
-
-
-def _gholami(number: int, topic: str, *tasks: Column) -> TableSpec:
-    """Gholami & Omar's tables: iterative magnitude pruning, non-zero parameters, one column per task."""
-    title = f"Gholami & Omar 2023, Table {number}: iterative magnitude pruning, {topic}"
-    return TableSpec(f"gholami_table{number}", title, ("magnitude",), (NONZERO, ACHIEVED, *tasks))
-
-
-LLM_PRUNER_AVERAGE = tuple(column.label for column in LLM_PRUNER_TASKS)
-WIKITEXT2, PTB = Column("wikitext2", "ppl", "WikiText2 ↓"), Column("ptb", "ppl", "PTB ↓")
-LLM_PRUNER_COLUMNS = (PARAMS, ACHIEVED, WIKITEXT2, PTB, *LLM_PRUNER_TASKS)  # Tables 1 and 5
-
-
-def _task(label: str) -> Column:
-    (column,) = (c for c in LLM_PRUNER_TASKS if c.label == label)
-    return column
-
-
-SPECS: dict[str, TableSpec] = {
-    spec.name: spec
-    for spec in (
-        _gholami(
-            3,
-            "language modelling and completion",
-            Column("lambada", "acc", "LAMBADA acc"),
-            Column("lambada", "perplexity", "LAMBADA ppl"),
-            Column("storycloze", "acc", "StoryCloze"),
-            Column("hellaswag", "acc", "HellaSwag"),
-        ),
-        _gholami(
-            4,
-            "open-domain QA (exact match)",
-            Column("nq_open", "exact_match", "NQ-open"),
-            Column("webquestions", "exact_match", "WebQuestions"),
-            Column("triviaqa", "exact_match", "TriviaQA"),
-        ),
-        TableSpec(
-            "llm_pruner_table1",
-            "Ma et al. 2023 (LLM-Pruner), Table 1: zero-shot performance, w/o and w/ LoRA tuning",
-            ("llm_pruner",),
-            LLM_PRUNER_COLUMNS,
-            average=LLM_PRUNER_AVERAGE,
-        ),
-        TableSpec(
-            "llm_pruner_table2",
-            "Ma et al. 2023 (LLM-Pruner), Table 2: statistics of the pruned models (magnitude shown for contrast)",
-            ("llm_pruner", "magnitude"),
-            (
-                PARAMS,
-                NONZERO,
-                ACHIEVED,
-                _eff("macs", "#MACs"),
-                _eff("peak_memory_bytes", "Memory"),
-                _eff("latency_s", "Latency (s)"),
-                _eff("checkpoint_bytes", "Checkpoint"),
-            ),
-            keys=("mode",),
-        ),
-        TableSpec(
-            "llm_pruner_table5",
-            "Ma et al. 2023 (LLM-Pruner), Table 5: dependency-based groups vs each weight matrix on its own importance",
-            ("llm_pruner",),
-            LLM_PRUNER_COLUMNS,
-            average=LLM_PRUNER_AVERAGE,
-            keys=("grouping",),
-        ),
-        TableSpec(
-            "llm_pruner_table6",
-            "Ma et al. 2023 (LLM-Pruner), Table 6: aggregation of group importance (sum / max / prod / last)",
-            ("llm_pruner",),
-            (PARAMS, ACHIEVED, WIKITEXT2, PTB, _task("ARC-e"), _task("PIQA"), _task("OBQA")),
-            keys=("aggregation",),
-        ),
-        TableSpec(
-            "baselines",
-            "Field baselines: magnitude, Wanda, SparseGPT, OWL, layer removal by rate and N:M pattern",
-            (),
-            (
-                PARAMS,
-                NONZERO,
-                ACHIEVED,
-                WIKITEXT2,
-                Column("piqa", "acc", "PIQA"),
-                Column("arc_easy", "acc", "ARC-e"),
-                Column("boolq", "acc", "BoolQ"),
-            ),
-            keys=("pattern",),
-        ),
-    )
-}
 # Efficiency columns in the order a table of any experiment shows them.
-EFFICIENCY_COLUMNS = SPECS["llm_pruner_table2"].columns
+EFFICIENCY_COLUMNS = tuple(
+    Column(EFFICIENCY_TASK, metric, label)
+    for metric, label in (
+        ("total_params", "#Params"),
+        ("nonzero_params", "#Params (non-zero)"),
+        ("achieved_sparsity", "Achieved sparsity"),
+        ("macs", "#MACs"),
+        ("peak_memory_bytes", "Memory"),
+        ("latency_s", "Latency (s)"),
+        ("checkpoint_bytes", "Checkpoint"),
+    )
+)
 
 
 def experiment_spec(name: str, data: pd.DataFrame) -> TableSpec:

@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 from typing import Any, Protocol
 
-from prunesweep.config import LoggerConfig
-from prunesweep.errors import PrunesweepError
+from prunesweep.config.schema import LoggerConfig
+from prunesweep.util.errors import PrunesweepError
 
 
 class Tracker(Protocol):

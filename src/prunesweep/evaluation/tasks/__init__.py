@@ -10,6 +10,7 @@ from pathlib import Path
 
 TASKS_DIR = Path(__file__).resolve().parent
 # Our task name -> lm-eval's hub task name, where they differ.
+NO_OFFLINE_DATA = {"triviaqa"}  # tasks whose data is not in the offline data dir (hub only)
 HUB_NAMES = {"lambada": "lambada_openai", "storycloze": "storycloze_2016", "webquestions": "webqs"}
 
 

@@ -3,7 +3,7 @@
 Each reader turns the vendored files into the column layout of the hub dataset that lm-eval's built-in task
 reads, so the task YAMLs next to this file keep lm-eval's prompts, choices and metrics unchanged.
 `load` is the `custom_dataset` entry point the YAMLs name. Each task also declares what its files' records look
-like (`Records`: keys, types, label ranges), which `prunesweep.inputs` checks before any model loads.
+like (`Records`: keys, types, label ranges), which `prunesweep.run.inputs` checks before any model loads.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from lm_eval.tasks.hellaswag.utils import preprocess as hellaswag_preprocess
 from pydantic import Field, PlainValidator, StringConstraints, ValidationInfo, create_model, field_validator
 
 from prunesweep.data.records import NonBlank, Record, Records
-from prunesweep.errors import PrunesweepError
+from prunesweep.util.errors import PrunesweepError
 
 Doc = dict[str, Any]
 Splits = dict[str, list[Doc]]

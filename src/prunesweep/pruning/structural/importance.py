@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from prunesweep.console import bar
-from prunesweep.pruning.structural.groups import Group, Slice
-from prunesweep.pruning.structural.surgery import channel_axis
+from prunesweep.models.groups import Group, Slice
+from prunesweep.models.surgery import channel_axis
+from prunesweep.util.console import bar
 
 IMPORTANCES = ("l2", "random", "vector", "element1", "element2", "element1+2")
 AGGREGATIONS = ("sum", "mean", "max", "prod", "last")

@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from prunesweep.config import PrunerConfig, choices
-from prunesweep.errors import PrunesweepError
+from prunesweep.config.schema import PrunerConfig, choices
 from prunesweep.models.architecture import ATTENTION_UNITS, Architecture, require_architecture
-from prunesweep.pruning.base import PruneContext, Pruner, PruneResult, PrunerKind, count_params
-from prunesweep.pruning.structural.groups import Group, remove_slice_units, remove_units
+from prunesweep.models.groups import Group, remove_slice_units, remove_units
+from prunesweep.models.params import count_params, dense_params
+from prunesweep.pruning.base import PruneContext, Pruner, PruneResult, PrunerKind
 from prunesweep.pruning.structural.importance import (
     AGGREGATIONS,
     GRADIENT_BASED,
@@ -22,6 +22,7 @@ from prunesweep.pruning.structural.importance import (
     score_groups,
 )
 from prunesweep.pruning.structural.plan import capacity, per_member_removal, plan_removal
+from prunesweep.util.errors import PrunesweepError
 
 if TYPE_CHECKING:  # annotations only: importing transformers' model classes costs seconds
     from transformers import PreTrainedModel
@@ -31,19 +32,11 @@ Aggregation = choices("Aggregation", *AGGREGATIONS)
 Mode = choices("Mode", "block", "channel")
 Grouping = choices("Grouping", "dependency", "none")
 AttentionUnit = choices("AttentionUnit", *ATTENTION_UNITS)
-DENSE_PARAMS_KEY = "prunesweep_dense_params"  # config attribute: saved with checkpoints, so resumes agree
 
 
 def default_layer_range(n_layers: int) -> tuple[int, int]:
     """LLM-Pruner's LLaMA-7B block range [4, 30) of 32 layers, scaled: first and last layers always kept."""
     return max(1, round(n_layers / 8)), n_layers - max(1, round(n_layers / 16))
-
-
-def dense_params(model: PreTrainedModel) -> int:
-    """Total parameters of the dense model this one was pruned from (recorded on first use)."""
-    if getattr(model.config, DENSE_PARAMS_KEY, None) is None:
-        setattr(model.config, DENSE_PARAMS_KEY, count_params(model)[0])
-    return int(getattr(model.config, DENSE_PARAMS_KEY))
 
 
 @dataclass

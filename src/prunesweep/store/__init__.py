@@ -1,0 +1,1 @@
+"""What a run keeps: the content-addressed step store, checkpoints, provenance, results files."""

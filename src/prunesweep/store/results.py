@@ -1,0 +1,64 @@
+"""Tidy results: one record per (run, step, stage, task, metric), rewritten atomically after every stage."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from prunesweep.util.atomic import write_jsonl
+from prunesweep.util.hashing import content_key
+
+RESULTS_FILE = "results.jsonl"
+TRIAL_FILE = "search.json"  # a rate-search trial beside its cell\'s results
+# Settings that do not change a cell's numbers: excluded from its identity.
+NON_IDENTITY_KEYS = ("paths", "logger", "experiment_name", "threads", "verbose", "search")
+
+
+def resolved_config(cfg: DictConfig) -> dict[str, Any]:
+    """The config as plain JSON-able data (interpolations resolved, enum choices as their strings)."""
+    return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+
+
+def identity_hash(cfg: DictConfig, inputs: dict[str, Any]) -> str:
+    """Content hash of what determines a cell's results: its settings and the fingerprints of its inputs."""
+    identity = {key: value for key, value in resolved_config(cfg).items() if key not in NON_IDENTITY_KEYS}
+    return content_key({"config": identity, "inputs": inputs}, length=16)
+
+
+class ResultsLog:
+    """Accumulates records for one run and persists them as JSON lines (atomic replace)."""
+
+    def __init__(self, path: Path, cell: dict[str, Any]) -> None:
+        self.path = path
+        self.cell = cell
+        self.rows: list[dict[str, Any]] = []
+
+    def add(self, stage: dict[str, Any], metrics: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Append `metrics` tagged with the cell and stage fields, then save."""
+        new = [{**self.cell, **stage, **metric} for metric in metrics]
+        self.rows.extend(new)
+        write_jsonl(self.path, self.rows)
+        return new
+
+
+def read_results(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def summary_table(rows: list[dict[str, Any]]) -> str:
+    """Rate-vs-metric grid of one run (rows: step/stage/sparsity, columns: task/metric) as plain text."""
+    import pandas as pd  # only needed for the printed summary
+
+    frame = pd.DataFrame(rows)
+    frame["column"] = frame["task"] + "/" + frame["metric"]
+    grid = frame.pivot_table(
+        index=["step", "stage", "requested_sparsity", "achieved_sparsity", "nonzero_params"],
+        columns="column",
+        values="value",
+        aggfunc="first",
+        sort=False,
+    )
+    return grid.to_string(float_format=lambda v: f"{v:.4g}")

@@ -1,0 +1,1 @@
+"""Helpers every layer may use: errors, atomic writes, hashes, console, process lifetime."""
