@@ -15,8 +15,9 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
+from prunesweep.config.compose import compose_config
 from prunesweep.models.loader import LoadedModel, load_model
-from prunesweep.run.compose import compose_config, make_pruner
+from prunesweep.pruning.registry import make_pruner
 from prunesweep.util.atomic import write_json
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,13 +15,12 @@ import argparse
 
 from common import compose, data_dir, load, make_pruner, parse, report
 
+from prunesweep.config.schema import PerplexityCorpus
 from prunesweep.data.corpora import evaluation_text
 from prunesweep.evaluation.perplexity import perplexity
 from prunesweep.pruning.base import PruneContext
 from prunesweep.pruning.masks import module_sparsity
 from prunesweep.recovery import recover
-
-PPL_CORPORA = ("wikitext2", "ptb")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -38,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
 
     loaded = load(args.model)
     model, tokenizer, folder = loaded.model, loaded.tokenizer, data_dir()
-    texts = {name: evaluation_text(name, folder)[0] for name in PPL_CORPORA}
+    texts = {name: evaluation_text(name, folder)[0] for name in map(str, PerplexityCorpus)}
 
     def ppl() -> dict[str, float]:
         return {name: perplexity(model, tokenizer, text, 128, args.ppl_tokens) for name, text in texts.items()}

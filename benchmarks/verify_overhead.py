@@ -22,11 +22,16 @@ from pathlib import Path
 
 from common import cli, compose, data_dir, parse, report
 
-from prunesweep.run import cell as runner
-from prunesweep.run import inputs
+from prunesweep.run import cell, fingerprint, inputs
 from prunesweep.store import steps as store
 
-CHECKS = [(store, "verify_manifest"), (runner, "check_inputs"), (runner, "fingerprints"), (inputs, "check_data_file")]
+# (module, function) as the validation looks them up at call time
+CHECKS = [
+    (store, "verify_manifest"),
+    (inputs, "check_inputs"),
+    (fingerprint, "fingerprints"),
+    (inputs, "check_data_file"),
+]
 
 
 @contextmanager
@@ -54,7 +59,7 @@ def cells(root: Path, sweep: str, rates: list[str]) -> float:
     start = time.perf_counter()
     for rate in rates:
         cfg = compose("experiment=smoke", f"pruner.rate={rate}", f"paths.store_dir={root}/outputs/store")
-        runner.run(cfg, root / sweep / f"rate={rate}")
+        cell.run(cfg, root / sweep / f"rate={rate}")
     return time.perf_counter() - start
 
 

@@ -17,15 +17,14 @@ from safetensors.torch import save_file
 
 from prunesweep.config.overrides import check_argv, group_options
 from prunesweep.config.paths import config_dir, path_safe
-from prunesweep.config.schema import SCHEMAS, CalibrationConfig, PrunerConfig, RunConfig
+from prunesweep.config.schema import SCHEMAS, CalibrationConfig, PerplexityCorpus, PrunerConfig, RunConfig
 from prunesweep.data.corpora import CORPUS_FILES
-from prunesweep.evaluation.checks import PPL_CORPORA
 from prunesweep.evaluation.tasks.loaders import DATASETS
 from prunesweep.recovery.data import WIKITEXT_TRAIN_FILE
 from prunesweep.run import model_state
 from prunesweep.run.cell import run, validate
 from prunesweep.util.errors import PrunesweepError
-from tests.compose import compose_config
+from tests.compose import compose_config, settings_error
 
 GROUPS = ["experiment", "model", "pruner", "schedule", "recovery", "benchmark", "logger", "paths"]
 
@@ -83,13 +82,12 @@ def test_a_misspelt_preset_fails_on_the_command_line_before_hydra_writes_anythin
     ("override", "message"),
     [
         ("benchmark.tasks=[nope]", "unknown offline benchmark task 'nope'; known: arc_challenge"),
-        ("benchmark.perplexity=[nope]", "'nope' is not one of ('wikitext2', 'ptb')"),
+        ("benchmark.perplexity=[nope]", "Invalid value 'nope', expected one of [wikitext2, ptb]"),
         ("pruner=wanda pruner.calibration.dataset=nope", "unknown text corpus 'nope'; known: ['alpaca'"),
     ],
 )
 def test_unknown_task_and_corpus_names_list_the_valid_ones(data_dir, override, message):
-    with pytest.raises(PrunesweepError, match=re.escape(message)):
-        validate(smoke(data_dir, *override.split()))
+    assert message in settings_error(data_dir, *override.split())
 
 
 # -- item 6: append-overrides of unknown keys ----------------------------------------------------------------
@@ -253,7 +251,7 @@ def test_a_broken_data_file_is_named_before_any_model_loads(broken_data, monkeyp
 def every_data_file() -> list[tuple[str, list[str]]]:
     """(file relative to the data dir, overrides of a smoke run that reads it) for every offline data file."""
     cases = [(rel, [f"benchmark.tasks=[{task}]"]) for task, spec in DATASETS.items() for rel in spec.files]
-    cases += [(CORPUS_FILES[name], [f"benchmark.perplexity=[{name}]"]) for name in PPL_CORPORA]
+    cases += [(CORPUS_FILES[name], [f"benchmark.perplexity=[{name}]"]) for name in map(str, PerplexityCorpus)]
     cases += [(CORPUS_FILES[name], ["pruner=wanda", f"pruner.calibration.dataset={name}"]) for name in ("c4", "alpaca")]
     return [*cases, (WIKITEXT_TRAIN_FILE, ["recovery=lora", "recovery.dataset=wikitext2"])]
 
@@ -325,3 +323,20 @@ def test_outputs_default_to_the_working_directory(tmp_path, monkeypatch):
     monkeypatch.setenv("PRUNESWEEP_ROOT", str(tmp_path / "elsewhere"))
     assert compose_config([]).paths.store_dir == f"{tmp_path}/elsewhere/outputs/store"
     assert compose_config([f"paths.root_dir={tmp_path}/r"]).paths.store_dir == f"{tmp_path}/r/outputs/store"
+
+
+# -- values the typed schema refuses at composition: one line, exit 2, also for one value of a sweep --------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["recovery.kind=qlora"], "recovery.kind=qlora: Invalid value 'qlora', expected one of [none, lora, full]"),
+        (["-m", "schedule.kind=linear,sometimes"], "schedule.kind=sometimes: Invalid value 'sometimes'"),
+        (["recovery.max_steps=abc"], "recovery.max_steps=abc: Value 'abc' of type 'str' could not be converted"),
+    ],
+)
+def test_a_value_the_schema_refuses_is_one_line_before_anything_runs(tmp_path, args, message):
+    proc = prunesweep(*args[:-1], "experiment=smoke", args[-1], cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and len(error_lines(proc)) == 1
+    assert message in error_lines(proc)[0] and not (tmp_path / "outputs").exists()

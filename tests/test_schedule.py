@@ -5,7 +5,7 @@ import pytest
 
 from prunesweep.config.schema import ScheduleConfig
 from prunesweep.run.schedule import check_schedule, rates, target_at
-from prunesweep.util.errors import PrunesweepError
+from tests.compose import settings_error
 
 
 def schedule(kind: str, steps: int = 4, initial: float = 0.0, target: float = 0.5, **kw) -> ScheduleConfig:
@@ -53,16 +53,15 @@ def test_explicit_milestones_stop_at_the_target():
 
 
 @pytest.mark.parametrize(
-    "cfg",
+    ("overrides", "message"),
     [
-        schedule("bogus"),
-        schedule("linear", steps=0),
-        schedule("linear", target=1.0),
-        schedule("linear", initial=0.6),
-        schedule("explicit", milestones=[0.3, 0.1, 0.5]),
-        schedule("explicit", milestones=[]),
+        (["schedule.kind=bogus"], "Invalid value 'bogus', expected one of [oneshot, constant,"),
+        (["schedule=linear", "schedule.steps=0"], "schedule.steps=0 must be >= 1"),
+        (["schedule=linear", "pruner.rate=1.0"], "pruner.rate=1.0 must be in [0, 1)"),
+        (["schedule=linear", "schedule.initial=0.6"], "schedule.initial=0.6 must be in [0, target=0.5]"),
+        (["schedule.milestones=[0.3,0.1,0.5]"], "strictly increasing"),
+        (["schedule.milestones=[]"], "must be non-empty"),
     ],
 )
-def test_bad_schedules_are_rejected(cfg):
-    with pytest.raises(PrunesweepError):
-        check_schedule(cfg)
+def test_bad_schedules_are_rejected_in_one_line(data_dir, overrides, message):
+    assert message in settings_error(data_dir, *overrides)

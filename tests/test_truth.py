@@ -21,18 +21,12 @@ from prunesweep.pruning.registry import checked_settings
 from prunesweep.run.cell import run, validate
 from prunesweep.store.results import RESULTS_FILE, read_results
 from prunesweep.util.errors import PrunesweepError
-from tests.compose import compose_config
+from tests.compose import compose_config, settings_error
 from tests.test_bad_input import error_lines, prunesweep
 
 
 def smoke(data_dir, store, *overrides: str):
     return compose_config(["experiment=smoke", f"paths.data_dir={data_dir}", f"paths.store_dir={store}", *overrides])
-
-
-def settings_error(data_dir, *overrides: str) -> str:
-    with pytest.raises(PrunesweepError) as err:
-        validate(compose_config(["experiment=smoke", f"paths.data_dir={data_dir}", *overrides]))
-    return str(err.value)
 
 
 # -- results lost ----------------------------------------------------------------------------------------------

@@ -8,8 +8,9 @@ from pathlib import Path
 from hydra._internal.utils import get_args_parser
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, ValueType
-from hydra.errors import HydraException
+from hydra.errors import ConfigCompositionException, HydraException
 
+from prunesweep.config.compose import compose_config
 from prunesweep.config.paths import config_dir
 from prunesweep.config.schema import check_folder_name
 from prunesweep.util.errors import PrunesweepError
@@ -21,9 +22,39 @@ def group_options(group: str, roots: list[Path]) -> list[str]:
 
 
 def check_argv(argv: list[str]) -> None:
-    """`check_overrides` on the overrides of a `prunesweep` command line (`--config-dir` included)."""
+    """`check_overrides` on the overrides of a `prunesweep` command line (`--config-dir` included), then
+    `check_composes` (left to Hydra under `--config-dir`, whose configs the package's compose cannot see)."""
     args = get_args_parser().parse_args(argv)
     check_overrides(args.overrides, [Path(args.config_dir)] if args.config_dir else [])
+    if not args.config_dir:
+        check_composes(args.overrides)
+
+
+def check_composes(overrides: list[str]) -> None:
+    """Compose the config once per value of every sweep (the others at their first value), so a value the typed
+        schema refuses (a closed choice, a number field given text) is one line naming the override, not Hydra's
+        multi-line report. Glob and interval sweeps are left out (Hydra expands them); `hydra...` overrides (config
+    search paths, launchers) go into every composition."""
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except HydraException:
+        return  # syntax errors are Hydra's to report
+    choices = {
+        override.input_line: [f"{override.get_key_element()}={value}" for value in _values(override)]
+        for override in parsed
+        if not override.is_hydra_override()
+    }
+    first = {line: values[:1] for line, values in choices.items()}
+    first["hydra"] = [override.input_line for override in parsed if override.is_hydra_override()]
+    probes = [first] + [{**first, line: [value]} for line, values in choices.items() for value in values[1:]]
+    for probe in probes:
+        try:
+            compose_config([value for values in probe.values() for value in values])
+        except ConfigCompositionException as exc:
+            cause = exc.__cause__ or exc
+            raise PrunesweepError(
+                f"{str(exc).removeprefix('Error merging override ')}: {str(cause).splitlines()[0]}"
+            ) from None
 
 
 def check_overrides(overrides: list[str], user_roots: list[Path] | None = None) -> None:

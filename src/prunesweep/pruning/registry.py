@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from prunesweep.config.compose import compose_config
 from prunesweep.config.schema import PrunerConfig, check_pruner_node
 from prunesweep.pruning.base import Pruner
 from prunesweep.util.errors import PrunesweepError
@@ -85,3 +87,11 @@ def with_typed_pruner(cfg: DictConfig) -> DictConfig:
     out = cfg.copy()
     out.pruner = typed_pruner_config(cfg.pruner)
     return out
+
+
+def make_pruner(preset: str, **options: Any) -> Pruner | None:
+    """The pruner of `conf/pruner/<preset>.yaml` with `options` set, checked, typed and built as the runner does."""
+    cfg = compose_config([f"pruner={preset}"])
+    OmegaConf.set_struct(cfg, False)  # as a `+pruner.key=value` override would add it
+    cfg.pruner.merge_with(options)
+    return checked_settings(cfg)[1]

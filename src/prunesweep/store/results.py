@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +38,15 @@ class ResultsLog:
         self.rows: list[dict[str, Any]] = []
 
     def add(self, stage: dict[str, Any], metrics: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Append `metrics` tagged with the cell and stage fields, then save."""
-        new = [{**self.cell, **stage, **metric} for metric in metrics]
+        """Append `metrics` tagged with the cell and stage fields (closed choices as their plain strings), then
+        save."""
+        new = [
+            {
+                key: value.value if isinstance(value, Enum) else value
+                for key, value in {**self.cell, **stage, **metric}.items()
+            }
+            for metric in metrics
+        ]
         self.rows.extend(new)
         write_jsonl(self.path, self.rows)
         return new

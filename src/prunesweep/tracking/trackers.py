@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from prunesweep.config.schema import LoggerConfig
-from prunesweep.util.errors import PrunesweepError
 
 
 class Tracker(Protocol):
@@ -83,6 +82,4 @@ def _plain(value: Any) -> Any:
 def make_tracker(cfg: LoggerConfig, run_dir: Path, name: str, config: dict[str, Any]) -> Tracker:
     if cfg.kind == "none":
         return NullTracker()
-    if cfg.kind == "wandb":
-        return WandbTracker(cfg, run_dir, name, config)
-    raise PrunesweepError(f"logger.kind={cfg.kind!r} is not one of none, wandb")
+    return WandbTracker(cfg, run_dir, name, config)
