@@ -469,3 +469,12 @@ def test_a_header_whose_shapes_contradict_the_manifest_is_named(structural_check
     edit_manifest(layer(0, "intermediate_size", 64))(folder)
     with pytest.raises(PrunesweepError, match=r"tensor 'model.layers.0.mlp.*has shape .* the manifest needs"):
         load_checkpoint(folder)
+
+
+def test_one_list_of_inputs_is_checked_and_hashed_a_file_read_twice_in_both_roles(data_dir, tmp_path):
+    plan = validate(smoke(data_dir, "pruner=wanda", "pruner.calibration.dataset=wikitext2", "recovery=lora",
+                          f"paths.store_dir={tmp_path}/store"))  # fmt: skip
+    wikitext = "wikitext2/wiki.test.raw"
+    assert plan.inputs["calibration"] == plan.inputs["benchmark"][wikitext]
+    assert set(plan.inputs) == {"code", "benchmark", "model", "calibration", "recovery"}
+    assert len(plan.inputs["recovery"]) == 64  # the alpaca file's sha256

@@ -11,10 +11,8 @@ from typing import Any
 from huggingface_hub import try_to_load_from_cache
 from omegaconf import DictConfig, OmegaConf
 
-from prunesweep.data.corpora import corpus_file
 from prunesweep.models.loader import packaged_gguf_path
-from prunesweep.recovery.data import dataset_location
-from prunesweep.run.inputs import benchmark_files
+from prunesweep.run.inputs import RunInputs
 from prunesweep.util.hashing import content_key, file_sha256
 
 CODE_PACKAGES = ("prunesweep", "torch", "transformers", "lm_eval", "peft", "torch_pruning")
@@ -23,21 +21,6 @@ CODE_PACKAGES = ("prunesweep", "torch", "transformers", "lm_eval", "peft", "torc
 def code_versions() -> dict[str, str]:
     """Versions of the packages that compute the numbers (read from metadata: nothing is imported)."""
     return {package: version(package.replace("_", "-")) for package in CODE_PACKAGES}
-
-
-def benchmark_data(benchmark: DictConfig, data_dir: str) -> dict[str, str]:
-    """sha256 of every file the benchmark reads (perplexity corpora and offline task files)."""
-    return {rel: file_sha256(Path(data_dir) / rel) for rel in benchmark_files(benchmark)}
-
-
-def calibration_data(calibration: DictConfig, data_dir: str) -> str:
-    return corpus_file(calibration.dataset, data_dir).sha256
-
-
-def recovery_data(recovery: DictConfig, data_dir: str) -> str:
-    """sha256 of the recovery dataset file, or the hub id it is loaded from."""
-    where = dataset_location(recovery.dataset, data_dir)
-    return where if isinstance(where, str) else file_sha256(where)
 
 
 def model_source(model: DictConfig, seed: int) -> tuple[str, str]:
@@ -66,13 +49,19 @@ def hub_commit(repo_id: str, revision: str | None) -> str:
     return revision or "main"
 
 
-def fingerprints(cfg: DictConfig, uses_calibration: bool) -> dict[str, Any]:
-    """Everything beyond the config that shapes a cell's results; validated inputs only (call after checks)."""
-    data_dir = cfg.paths.data_dir
-    prints: dict[str, Any] = {"code": code_versions(), "benchmark": benchmark_data(cfg.benchmark, data_dir)}
-    prints["model"] = model_source(cfg.model, cfg.seed)[1]
-    if uses_calibration:
-        prints["calibration"] = calibration_data(cfg.pruner.calibration, data_dir)
-    if cfg.recovery.kind != "none":
-        prints["recovery"] = recovery_data(cfg.recovery, data_dir)
+def fingerprints(cfg: DictConfig, inputs: RunInputs) -> dict[str, Any]:
+    """Everything beyond the config that shapes a cell's results: the code's versions, the base model's hash and
+    the sha256 of every input file by role (validated inputs only: call after `check_inputs`)."""
+    shas = {
+        role: {path: file_sha256(path) for path in inputs.of(role)} for role in ("benchmark", "calibration", "recovery")
+    }
+    prints: dict[str, Any] = {
+        "code": code_versions(),
+        "benchmark": {str(path.relative_to(inputs.data_dir)): sha for path, sha in shas["benchmark"].items()},
+        "model": model_source(cfg.model, cfg.seed)[1],
+    }
+    if shas["calibration"]:
+        prints["calibration"] = next(iter(shas["calibration"].values()))
+    if shas["recovery"] or inputs.recovery_hub_id:
+        prints["recovery"] = inputs.recovery_hub_id or next(iter(shas["recovery"].values()))
     return prints

@@ -8,6 +8,7 @@ from __future__ import annotations
 import bz2
 import json
 import tempfile
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Annotated
@@ -27,36 +28,55 @@ WEIGHTS_FILE = "model.safetensors"
 WEIGHTS_INDEX = "model.safetensors.index.json"
 
 
-def benchmark_files(benchmark: DictConfig) -> list[str]:
-    """Files the benchmark reads, relative to the data dir (perplexity corpora, offline task files)."""
-    files = [CORPUS_FILES[name] for name in benchmark.perplexity]
-    files += [rel for task in offline_tasks(benchmark) for rel in DATASETS[task].files]
-    return sorted(set(files))
+@dataclass(frozen=True)
+class DataFile:
+    role: str  # benchmark | calibration | recovery
+    path: Path
+    layout: Records  # what its records look like
 
 
-def data_files(cfg: DictConfig, uses_calibration: bool) -> dict[Path, Records]:
-    """Every data file the run will read and the layout of its records (call after the names were checked)."""
+@dataclass(frozen=True)
+class RunInputs:
+    """The one list of what a run reads, built once and used to check and to hash it: every local data file by
+    role (a file read in two roles is listed in both) and a hub recovery dataset's id."""
+
+    data_dir: Path
+    files: list[DataFile]
+    recovery_hub_id: str | None = None
+
+    def of(self, role: str) -> list[Path]:
+        return [file.path for file in self.files if file.role == role]
+
+
+def run_inputs(cfg: DictConfig, uses_calibration: bool) -> RunInputs:
+    """Every input the run will read (call after the names were checked)."""
     data_dir = Path(cfg.paths.data_dir)
-    files = {data_dir / CORPUS_FILES[name]: CORPUS_RECORDS[name] for name in cfg.benchmark.perplexity}
+    files = [
+        DataFile("benchmark", data_dir / CORPUS_FILES[name], CORPUS_RECORDS[name]) for name in cfg.benchmark.perplexity
+    ]
     for task in offline_tasks(cfg.benchmark):
-        files.update(zip((data_dir / rel for rel in DATASETS[task].files), DATASETS[task].records, strict=True))
+        layouts = zip(DATASETS[task].files, DATASETS[task].records, strict=True)
+        files += [DataFile("benchmark", data_dir / rel, layout) for rel, layout in layouts]
     if uses_calibration:
         corpus = corpus_file(cfg.pruner.calibration.dataset, data_dir)  # names an unknown corpus first
-        files[corpus.path] = CORPUS_RECORDS[corpus.name]
+        files.append(DataFile("calibration", corpus.path, CORPUS_RECORDS[corpus.name]))
+    hub_id = None
     if cfg.recovery.kind != "none":
         where = dataset_location(cfg.recovery.dataset, data_dir)
-        if not isinstance(where, str):  # a str is a hub dataset id
-            files[where] = dataset_records(cfg.recovery.dataset)
-    return files
+        if isinstance(where, str):  # a hub dataset id
+            hub_id = where
+        else:
+            files.append(DataFile("recovery", where, dataset_records(cfg.recovery.dataset)))
+    return RunInputs(data_dir, files, hub_id)
 
 
 def offline_tasks(benchmark: DictConfig) -> list[str]:
     return list(benchmark.tasks) if benchmark.offline else []
 
 
-def check_inputs(cfg: DictConfig, uses_calibration: bool) -> None:
+def check_inputs(cfg: DictConfig, inputs: RunInputs) -> None:
     """Data files, model folder and writable folders (the run folder is checked by the runner)."""
-    counts = {path: check_data_file(path, layout) for path, layout in data_files(cfg, uses_calibration).items()}
+    counts = {file.path: check_data_file(file.path, file.layout) for file in inputs.files}
     for task in offline_tasks(cfg.benchmark):
         if DATASETS[task].labelled:
             records, labels = (Path(cfg.paths.data_dir) / rel for rel in DATASETS[task].files[:2])

@@ -38,7 +38,7 @@ def validate(cfg: DictConfig) -> RunPlan:
     from prunesweep.recovery import check_recovery
     from prunesweep.run.fingerprint import fingerprints
     from prunesweep.run.fit import check_fits
-    from prunesweep.run.inputs import check_inputs
+    from prunesweep.run.inputs import check_inputs, run_inputs
 
     cfg, pruner = checked_settings(cfg)
     check_schedule(cfg.schedule)
@@ -51,8 +51,9 @@ def validate(cfg: DictConfig) -> RunPlan:
     visited = rates(cfg.schedule) if pruner is not None and cfg.schedule.target > 0 else []
     if pruner is not None:
         pruner.check_rates(visited)
-    check_inputs(cfg, uses_calibration)
+    inputs = run_inputs(cfg, uses_calibration)
+    check_inputs(cfg, inputs)
     architecture = architecture_config(cfg.model, cfg.paths.cache_dir)
     if architecture is not None:
         check_fits(cfg, pruner, visited, architecture)
-    return RunPlan(cfg, pruner, visited, fingerprints(cfg, uses_calibration), architecture is not None)
+    return RunPlan(cfg, pruner, visited, fingerprints(cfg, inputs), architecture is not None)
