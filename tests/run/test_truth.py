@@ -21,8 +21,8 @@ from prunesweep.pruning.registry import checked_settings
 from prunesweep.run.cell import run, validate
 from prunesweep.store.results import RESULTS_FILE, read_results
 from prunesweep.util.errors import PrunesweepError
+from tests.cli.test_bad_input import error_lines, prunesweep
 from tests.compose import compose_config, settings_error
-from tests.test_bad_input import error_lines, prunesweep
 
 
 def smoke(data_dir, store, *overrides: str):

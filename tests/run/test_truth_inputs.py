@@ -23,10 +23,10 @@ from prunesweep.run.fingerprint import hub_commit
 from prunesweep.store.checkpoint import load_checkpoint, save_checkpoint
 from prunesweep.store.steps import QUARANTINE, StepStore
 from prunesweep.util.errors import PrunesweepError
+from tests.cli.test_bad_input import error_lines, prunesweep, smoke
 from tests.compose import compose_config
 from tests.models import tiny_model
-from tests.test_bad_input import error_lines, prunesweep, smoke
-from tests.test_structural_pruning import context, llm_pruner
+from tests.pruning.test_structural_pruning import context, llm_pruner
 
 
 @pytest.fixture

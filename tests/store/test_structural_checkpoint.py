@@ -17,7 +17,7 @@ from prunesweep.models.architecture import architecture_of
 from prunesweep.models.params import count_params
 from prunesweep.models.shapes import MANIFEST
 from prunesweep.store.checkpoint import load_checkpoint, save_checkpoint
-from tests.test_structural_pruning import ARCHS, context, llm_pruner, logits, probe, single_thread, tiny
+from tests.pruning.test_structural_pruning import ARCHS, context, llm_pruner, logits, probe, single_thread, tiny
 
 __all__ = ["single_thread"]  # autouse fixture, imported for its effect
 
