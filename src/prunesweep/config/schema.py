@@ -79,6 +79,10 @@ class ModelConfig:
 # already pruned (the papers' protocol); `dense` = every statistic from the dense model in one pass, computed
 # once and reused by every rate and pattern of a sweep.
 CalibrationMode = choices("CalibrationMode", "sequential", "dense")
+# How calibration samples are drawn: `random_windows` = documents in a seeded random order, one random window of
+# `seq_len` tokens from each longer one (LLM-Pruner's get_examples); `first_documents` = the first `n_samples`
+# documents, in file order, of at least `seq_len` tokens, each cut to its first `seq_len` (no randomness).
+CalibrationSampling = choices("CalibrationSampling", "random_windows", "first_documents")
 
 
 @dataclass
@@ -89,6 +93,7 @@ class CalibrationConfig:
     n_samples: int = bounded(10, 1)
     seq_len: int = bounded(128, 1)
     seed: int = bounded(0, 0)
+    sampling: CalibrationSampling = CalibrationSampling["random_windows"]  # type: ignore[valid-type]
     mode: CalibrationMode = CalibrationMode["sequential"]  # type: ignore[valid-type]
 
 

@@ -88,22 +88,34 @@ def alpaca_prompt(example: dict) -> str:
 
 
 def calibration_batch(
-    tokenizer: PreTrainedTokenizerBase, name: str, data_dir: str | Path, n_samples: int, seq_len: int, seed: int
+    tokenizer: PreTrainedTokenizerBase,
+    name: str,
+    data_dir: str | Path,
+    n_samples: int,
+    seq_len: int,
+    seed: int,
+    sampling: str = "random_windows",
 ) -> tuple[torch.Tensor, Corpus]:
-    """`n_samples` random windows of `seq_len` tokens (as LLM-Pruner's `get_examples`), seeded.
+    """`n_samples` x `seq_len` calibration tokens, deterministic for a given seed.
 
-    Documents shorter than `seq_len` are skipped; the draw is deterministic for a given seed."""
+    `random_windows`: documents in a seeded random order, one random window from each longer than `seq_len`
+    (LLM-Pruner's `get_examples`); `first_documents`: the first documents in file order with at least `seq_len`
+    tokens, each cut to its first `seq_len` (the seed is unused)."""
     docs, corpus = documents(name, data_dir)
     rng = random.Random(seed)
     order = list(range(len(docs)))
-    rng.shuffle(order)
+    if sampling == "random_windows":
+        rng.shuffle(order)
     samples: list[torch.Tensor] = []
     for index in order:
         ids = tokenizer(docs[index], return_tensors="pt", add_special_tokens=False).input_ids[0]
-        if ids.numel() <= seq_len:
-            continue
-        start = rng.randint(0, ids.numel() - seq_len - 1)
-        samples.append(ids[start : start + seq_len])
+        if sampling == "first_documents" and ids.numel() >= seq_len:
+            samples.append(ids[:seq_len])
+        elif sampling == "random_windows" and ids.numel() > seq_len:
+            start = rng.randint(0, ids.numel() - seq_len - 1)
+            samples.append(ids[start : start + seq_len])
         if len(samples) == n_samples:
             return torch.stack(samples), corpus
-    raise PrunesweepError(f"calibration corpus {name!r} has fewer than {n_samples} documents of >{seq_len} tokens")
+    raise PrunesweepError(
+        f"calibration corpus {name!r} has fewer than {n_samples} documents long enough for {seq_len}-token samples"
+    )

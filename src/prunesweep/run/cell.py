@@ -56,10 +56,22 @@ def cell_fields(cfg: DictConfig, plan: RunPlan, output_dir: Path, cell_hash: str
         "model_hash": source_hash,
         "method": cfg.pruner.name,
         **(plan.pruner.record_fields() if plan.pruner else {}),
+        **(calibration_fields(cfg.pruner.calibration) if plan.pruner and plan.pruner.uses_calibration else {}),
         "target_rate": cfg.pruner.rate,
         "schedule": cfg.schedule.kind,
         "recovery": cfg.recovery.kind,
         "lm_eval_version": plan.inputs["code"]["lm_eval"],
+    }
+
+
+def calibration_fields(calibration: DictConfig) -> dict[str, Any]:
+    """How the calibration samples of a row were drawn (they are part of its store key too)."""
+    return {
+        "calibration_dataset": calibration.dataset,
+        "calibration_sampling": str(calibration.sampling),
+        "calibration_samples": calibration.n_samples,
+        "calibration_seq_len": calibration.seq_len,
+        "calibration_seed": calibration.seed,
     }
 
 

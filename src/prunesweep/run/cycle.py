@@ -83,7 +83,13 @@ class Cycle:
         return PruneContext(
             tokenizer,
             lambda: calibration_batch(
-                tokenizer, calib.dataset, self.cfg.paths.data_dir, calib.n_samples, calib.seq_len, calib.seed
+                tokenizer,
+                calib.dataset,
+                self.cfg.paths.data_dir,
+                calib.n_samples,
+                calib.seq_len,
+                calib.seed,
+                calib.sampling,
             )[0],
             seed=self.cfg.seed,
             memo=memo,
