@@ -1,6 +1,7 @@
 """Compose the project's Hydra config in tests, exactly as the CLI does, and read what its validation says."""
 
 import pytest
+from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from prunesweep.config.compose import compose_config
 from prunesweep.config.overrides import check_composes
@@ -16,6 +17,6 @@ def settings_error(data_dir: str, *overrides: str) -> str:
     values, closed choices), then the settings and inputs check (no model is loaded)."""
     overrides = ("experiment=smoke", f"paths.data_dir={data_dir}", *overrides)
     with pytest.raises(PrunesweepError) as err:
-        check_composes(list(overrides))
+        check_composes(OverridesParser.create().parse_overrides(list(overrides)))
         validate(compose_config(list(overrides)))
     return str(err.value)

@@ -22,49 +22,46 @@ def group_options(group: str, roots: list[Path]) -> list[str]:
 
 
 def check_argv(argv: list[str]) -> None:
-    """`check_overrides` on the overrides of a `prunesweep` command line (`--config-dir` included), then
-    `check_composes` (left to Hydra under `--config-dir`, whose configs the package's compose cannot see)."""
+    """The overrides of a `prunesweep` command line, parsed once: `check_overrides` (`--config-dir` included),
+    then `check_composes` (left to Hydra under `--config-dir`, whose configs the package's compose cannot see).
+    Syntax errors are left to Hydra."""
     args = get_args_parser().parse_args(argv)
-    check_overrides(args.overrides, [Path(args.config_dir)] if args.config_dir else [])
-    if not args.config_dir:
-        check_composes(args.overrides)
-
-
-def check_composes(overrides: list[str]) -> None:
-    """Compose the config once per value of every sweep (the others at their first value), so a value the typed
-        schema refuses (a closed choice, a number field given text) is one line naming the override, not Hydra's
-        multi-line report. Glob and interval sweeps are left out (Hydra expands them); `hydra...` overrides (config
-    search paths, launchers) go into every composition."""
     try:
-        parsed = OverridesParser.create().parse_overrides(overrides)
-    except HydraException:
-        return  # syntax errors are Hydra's to report
-    choices = {
-        override.input_line: [f"{override.get_key_element()}={value}" for value in _values(override)]
-        for override in parsed
-        if not override.is_hydra_override()
-    }
-    first = {line: values[:1] for line, values in choices.items()}
-    first["hydra"] = [override.input_line for override in parsed if override.is_hydra_override()]
-    probes = [first] + [{**first, line: [value]} for line, values in choices.items() for value in values[1:]]
-    for probe in probes:
-        try:
-            compose_config([value for values in probe.values() for value in values])
-        except ConfigCompositionException as exc:
-            cause = exc.__cause__ or exc
-            raise PrunesweepError(
-                f"{str(exc).removeprefix('Error merging override ')}: {str(cause).splitlines()[0]}"
-            ) from None
-
-
-def check_overrides(overrides: list[str], user_roots: list[Path] | None = None) -> None:
-    """Raise PrunesweepError naming the valid options for an unknown group option (every value of a sweep)
-    and for an `experiment_name` that is not a plain folder name. Syntax errors are left to Hydra. Groups of
-    user config folders (`--config-dir`, `hydra.searchpath=[file://...]`) count as known."""
-    try:
-        parsed = OverridesParser.create().parse_overrides(overrides)
+        parsed = OverridesParser.create().parse_overrides(args.overrides)
     except HydraException:
         return
+    check_overrides(parsed, [Path(args.config_dir)] if args.config_dir else [])
+    if not args.config_dir:
+        check_composes(parsed)
+
+
+def check_composes(parsed: list[Override]) -> None:
+    """Compose the config once per value of every sweep (the others at their first value), so a value the typed
+    schema refuses (a closed choice, a number field given text) is one line naming the override, not Hydra's
+    multi-line report. Glob and interval sweeps are left out (Hydra expands them); `hydra...` overrides (config
+    search paths, launchers) go into every composition."""
+    fixed = [o.input_line for o in parsed if o.is_hydra_override() or not o.is_sweep_override()]
+    sweeps = [
+        values
+        for o in parsed
+        if o.is_sweep_override() and not o.is_hydra_override()
+        if (values := [f"{o.get_key_element()}={value}" for value in _values(o)])
+    ]
+    first = [values[0] for values in sweeps]
+    probes = [first] + [[*first[:k], value, *first[k + 1 :]] for k, values in enumerate(sweeps) for value in values[1:]]
+    for probe in probes:
+        try:
+            compose_config(fixed + probe)
+        except ConfigCompositionException as exc:
+            cause = exc.__cause__ or exc
+            override = str(exc).removeprefix("Error merging override ")
+            raise PrunesweepError(f"{override}: {str(cause).splitlines()[0]}") from None
+
+
+def check_overrides(parsed: list[Override], user_roots: list[Path] | None = None) -> None:
+    """Raise PrunesweepError naming the valid options for an unknown group option (every value of a sweep)
+    and for an `experiment_name` that is not a plain folder name. Groups of user config folders (`--config-dir`,
+    `hydra.searchpath=[file://...]`) count as known."""
     roots = [Path(config_dir()), *(user_roots or []), *_search_path_roots(parsed)]
     for override in parsed:
         if override.is_hydra_override() or override.is_delete():
