@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from omegaconf import open_dict
+
 from prunesweep.models.loader import LoadedModel, load_model
 from tests.compose import compose_config
 
@@ -11,5 +13,6 @@ from tests.compose import compose_config
 def tiny_model(arch: str = "llama", seed: int = 0, **random_config: Any) -> LoadedModel:
     """`tiny_<arch>` (llama: GQA 4 heads / 2 KV heads; gpt2), with optional config overrides."""
     cfg = compose_config([f"model=tiny_{arch}"]).model
-    cfg.random_config.update(random_config)
+    with open_dict(cfg):
+        cfg.random_config.update(random_config)
     return load_model(cfg, cache_dir="unused", seed=seed)

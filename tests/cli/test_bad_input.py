@@ -17,7 +17,14 @@ from safetensors.torch import save_file
 
 from prunesweep.config.overrides import check_argv, group_options
 from prunesweep.config.paths import config_dir, path_safe
-from prunesweep.config.schema import SCHEMAS, CalibrationConfig, PerplexityCorpus, PrunerConfig, RunConfig
+from prunesweep.config.schema import (
+    SCHEMAS,
+    CalibrationConfig,
+    DistillConfig,
+    PerplexityCorpus,
+    PrunerConfig,
+    RunConfig,
+)
 from prunesweep.data.corpora import CORPUS_FILES
 from prunesweep.evaluation.tasks.loaders import DATASETS
 from prunesweep.recovery.data import WIKITEXT_TRAIN_FILE
@@ -118,6 +125,7 @@ def bounded_fields() -> list[tuple[str, str, tuple]]:
     """(override key, field type, range) of every `bounded` field of the run's schemas."""
     prefixes = {**{schema: f"{group}." for group, schema in SCHEMAS.items()}, RunConfig: "", PrunerConfig: "pruner."}
     prefixes[CalibrationConfig] = "pruner.calibration."
+    prefixes[DistillConfig] = "recovery.distill."
     return [
         (prefix + spec.name, str(typing.get_type_hints(schema)[spec.name]), spec.metadata["range"])
         for schema, prefix in prefixes.items()
@@ -126,9 +134,14 @@ def bounded_fields() -> list[tuple[str, str, tuple]]:
     ]
 
 
-def out_of_range(kind: str, low, high, above) -> list:
-    bad = [low if above else low - 1] + ([high] if high is not None else [])
+def out_of_range(kind: str, low, high, above, up_to) -> list:
+    bad = [low if above else low - 1] + ([high + 1 if up_to else high] if high is not None else [])
     return [int(v) if "int" in kind else float(v) for v in bad]
+
+
+def group_of(key: str) -> list[str]:
+    """The group option a key needs to exist: `recovery.distill.*` only under recovery=distill."""
+    return ["recovery=distill"] if key.startswith("recovery.distill.") else []
 
 
 RANGE_CASES = [(key, value) for key, kind, bounds in bounded_fields() for value in out_of_range(kind, *bounds)]
@@ -140,6 +153,7 @@ def test_every_numeric_field_of_the_schemas_has_a_range():
     numeric = {
         f"{prefix}{spec.name}"
         for prefix, schema in [("", RunConfig), ("pruner.", PrunerConfig), ("pruner.calibration.", CalibrationConfig)]
+        + [("recovery.distill.", DistillConfig)]
         + [(f"{group}.", schema) for group, schema in SCHEMAS.items()]
         for spec in dataclasses.fields(schema)
         if typing.get_type_hints(schema)[spec.name] in (int, float, int | None, float | None)
@@ -151,16 +165,16 @@ def test_every_numeric_field_of_the_schemas_has_a_range():
 @pytest.mark.parametrize(("key", "value"), sorted(set(RANGE_CASES) | set(ISSUE_CASES)))
 def test_an_out_of_range_value_fails_in_one_line(data_dir, key, value):
     with pytest.raises(PrunesweepError, match=f"^{re.escape(f'{key}={value} must be ')}"):
-        validate(smoke(data_dir, f"++{key}={value}"))
+        validate(smoke(data_dir, *group_of(key), f"++{key}={value}"))
 
 
 @pytest.mark.parametrize(("key", "kind", "bounds"), bounded_fields())
 def test_the_lowest_allowed_value_is_accepted(data_dir, key, kind, bounds):
     from prunesweep.config.schema import check_config
 
-    low, _, above = bounds
+    low, _, above, _ = bounds
     value = (low + 1 if "int" in kind else low + 1e-3) if above else low
-    check_config(smoke(data_dir, f"++{key}={int(value) if 'int' in kind else float(value)}"))
+    check_config(smoke(data_dir, *group_of(key), f"++{key}={int(value) if 'int' in kind else float(value)}"))
 
 
 # -- item 8: nothing is written outside outputs/ -------------------------------------------------------------
@@ -331,7 +345,10 @@ def test_outputs_default_to_the_working_directory(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["recovery.kind=qlora"], "recovery.kind=qlora: Invalid value 'qlora', expected one of [none, lora, full]"),
+        (
+            ["recovery.kind=qlora"],
+            "recovery.kind=qlora: Invalid value 'qlora', expected one of [none, lora, full, distill]",
+        ),
         (["-m", "schedule.kind=linear,sometimes"], "schedule.kind=sometimes: Invalid value 'sometimes'"),
         (["recovery.max_steps=abc"], "recovery.max_steps=abc: Value 'abc' of type 'str' could not be converted"),
     ],

@@ -189,7 +189,7 @@ def test_kind_none_is_a_no_op(data_dir):
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("recovery.kind=qlora", "Invalid value 'qlora', expected one of [none, lora, full]"),
+        ("recovery.kind=qlora", "Invalid value 'qlora', expected one of [none, lora, full, distill]"),
         ("recovery.dtype=float16", "Invalid value 'float16', expected one of [float32, bfloat16]"),
         ("recovery.scheduler=step", "Invalid value 'step', expected one of [linear, cosine, constant]"),
         ("recovery.max_steps=0", "recovery.max_steps=0 must be >= 1"),

@@ -24,10 +24,10 @@ LINEAR_TARGETS = [
 ]  # fmt: skip
 
 
-def bounded(default: Any, low: float, high: float | None = None, *, above: bool = False) -> Any:
-    """A numeric field whose value must be >= low (> low with `above`) and < high, checked by `check_config`
-    before anything heavy runs. None stays allowed where the default is None."""
-    return field(default=default, metadata={"range": (low, high, above)})
+def bounded(default: Any, low: float, high: float | None = None, *, above: bool = False, up_to: bool = False) -> Any:
+    """A numeric field whose value must be >= low (> low with `above`) and < high (<= high with `up_to`), checked
+    by `check_config` before anything heavy runs. None stays allowed where the default is None."""
+    return field(default=default, metadata={"range": (low, high, above, up_to)})
 
 
 class _Choice(str, Enum):
@@ -49,7 +49,8 @@ ModelSource = choices("ModelSource", "hf", "gguf_package", "random")
 RandomArchitecture = choices("RandomArchitecture", "llama", "gpt2")
 ModelDtype = choices("ModelDtype", "float32", "bfloat16", "float16")  # float16: GPU only
 ScheduleKind = choices("ScheduleKind", "oneshot", "constant", "linear", "exponential", "cubic", "explicit")
-RecoveryKind = choices("RecoveryKind", "none", "lora", "full")
+RecoveryKind = choices("RecoveryKind", "none", "lora", "full", "distill")
+RecoveryParams = choices("RecoveryParams", "lora", "full")  # what recovery=distill trains
 LrScheduler = choices("LrScheduler", "linear", "cosine", "constant")
 RecoveryDtype = choices("RecoveryDtype", "float32", "bfloat16")  # bfloat16: autocast over the model's weights
 PerplexityCorpus = choices("PerplexityCorpus", "wikitext2", "ptb")
@@ -121,10 +122,24 @@ class ScheduleConfig:
 
 
 @dataclass
+class DistillConfig:
+    """Knowledge distillation from a frozen teacher (recovery=distill): loss = alpha * T^2 * KL(teacher || student)
+    on the logits at temperature T + (1 - alpha) * CE + hidden_weight * MSE of the chosen layers' outputs."""
+
+    alpha: float = bounded(0.5, 0.0, 1.0, up_to=True)
+    temperature: float = bounded(2.0, 0.0, above=True)
+    layers: list[int] = field(default_factory=list)  # teacher decoder layers (negative: from the end) matched by MSE
+    hidden_weight: float = bounded(1.0, 0.0)
+    teacher: str | None = None  # None: the trajectory's dense model; else a local HF folder with the same tokenizer
+
+
+@dataclass
 class RecoveryConfig:
     """Recovery fine-tuning run after each pruning step."""
 
     kind: RecoveryKind = RecoveryKind["none"]  # type: ignore[valid-type]
+    params: RecoveryParams | None = None  # type: ignore[valid-type]  # recovery=distill: lora | full (the others name it)
+    distill: DistillConfig | None = None  # recovery=distill only
     dataset: str = "alpaca"  # alpaca | c4 | wikitext2 | local .json/.jsonl file | hub dataset id (owner/name)
     max_steps: int = bounded(50, 1)
     epochs: float | None = bounded(
@@ -294,10 +309,19 @@ def _check_node(node: DictConfig, schema: type, prefix: str, closed: bool = True
         except OmegaConfBaseException as exc:  # e.g. an interpolation of a value of the wrong type
             raise PrunesweepError(f"{prefix}{name}: {str(exc).splitlines()[0]}") from None
         _check_plain_value(f"{prefix}{name}", value)
-        if dataclasses.is_dataclass(types[name]) and isinstance(value, DictConfig):
-            _check_node(value, types[name], f"{prefix}{name}.")
+        nested = _dataclass_of(types[name])
+        if nested is not None and isinstance(value, DictConfig):
+            _check_node(value, nested, f"{prefix}{name}.")
         elif "range" in spec.metadata and value is not None:
             _check_range(f"{prefix}{name}", value, *spec.metadata["range"], nullable=spec.default is None)
+
+
+def _dataclass_of(hint: Any) -> type | None:
+    """The dataclass a field holds (also inside `X | None`), or None."""
+    for candidate in (hint, *typing.get_args(hint)):
+        if dataclasses.is_dataclass(candidate):
+            return candidate
+    return None
 
 
 def _check_plain_value(key: str, value: Any) -> None:
@@ -308,10 +332,15 @@ def _check_plain_value(key: str, value: Any) -> None:
             raise PrunesweepError(f"{key}={item} must be a finite number")
 
 
-def _check_range(key: str, value: Any, low: float, high: float | None, above: bool, nullable: bool) -> None:
+def _check_range(
+    key: str, value: Any, low: float, high: float | None, above: bool, up_to: bool, nullable: bool
+) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise PrunesweepError(f"{key}={value!r} must be a number")
-    if (value > low if above else value >= low) and (high is None or value < high):
+    if (value > low if above else value >= low) and (high is None or (value <= high if up_to else value < high)):
         return
-    bound = f"{'>' if above else '>='} {low:g}" if high is None else f"in {'(' if above else '['}{low:g}, {high:g})"
+    if high is None:
+        bound = f"{'>' if above else '>='} {low:g}"
+    else:
+        bound = f"in {'(' if above else '['}{low:g}, {high:g}{']' if up_to else ')'}"
     raise PrunesweepError(f"{key}={value} must be {bound}{' or null' if nullable else ''}")

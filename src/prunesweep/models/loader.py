@@ -121,6 +121,21 @@ def architecture_config(cfg: ModelConfig, cache_dir: str | Path) -> PretrainedCo
         return None
 
 
+def local_tokenizer(cfg: ModelConfig, cache_dir: str | Path) -> PreTrainedTokenizerBase | None:
+    """The model's tokenizer read without its weights, or None where it is not on disk yet."""
+    check_model_config(cfg)
+    if cfg.source == "random":
+        return byte_level_tokenizer()
+    folder = _gguf_folder(cfg, Path(cache_dir)) if cfg.source == "gguf_package" else cfg.path
+    kwargs = {"revision": cfg.revision} if cfg.source == "hf" else {}
+    try:
+        return AutoTokenizer.from_pretrained(
+            folder, local_files_only=True, trust_remote_code=cfg.trust_remote_code, **kwargs
+        )
+    except (OSError, ValueError):
+        return None
+
+
 def _random_config(cfg: ModelConfig, tokenizer: PreTrainedTokenizerBase) -> PretrainedConfig:
     special = {"bos_token_id": tokenizer.eos_token_id, "eos_token_id": tokenizer.eos_token_id}
     params = {"vocab_size": len(tokenizer), **special, "pad_token_id": tokenizer.pad_token_id, **cfg.random_config}

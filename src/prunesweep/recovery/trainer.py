@@ -21,6 +21,7 @@ from transformers.pytorch_utils import Conv1D
 
 from prunesweep.config.schema import RecoveryConfig
 from prunesweep.recovery.data import IGNORE_INDEX, Example, build_datasets, check_dataset, collate
+from prunesweep.recovery.distill import DistillLoss
 from prunesweep.util.console import bar
 from prunesweep.util.errors import PrunesweepError
 
@@ -46,12 +47,29 @@ class RecoveryDiverged(RuntimeError):
     `full` fine-tuning the weights may be corrupt. Either way: record the reason, write no checkpoint."""
 
 
+LossOf = Callable[[nn.Module, dict[str, torch.Tensor]], torch.Tensor]  # (trained model, batch) -> loss
+
+
+def trained_params(cfg: RecoveryConfig) -> str:
+    """What recovery trains: `lora` adapters or `full` weights (recovery=distill says so in `params`)."""
+    return str(cfg.params if cfg.kind == "distill" else cfg.kind)
+
+
 def check_recovery(cfg: RecoveryConfig, data_dir: str) -> None:
     """What the schema cannot say of `recovery.*` (its choices and ranges are checked with the settings), and
     its data located; one-line PrunesweepError, no heavy work."""
+    distilled = cfg.kind == "distill"
+    if distilled and (cfg.params is None or cfg.distill is None):
+        raise PrunesweepError("recovery=distill needs recovery.params (lora | full) and recovery.distill settings")
+    if not distilled and cfg.params is not None:
+        raise PrunesweepError(
+            f"recovery.params={cfg.params} applies to recovery=distill only (recovery={cfg.kind} names what it trains)"
+        )
+    if not distilled and cfg.distill is not None:
+        raise PrunesweepError(f"recovery.distill applies to recovery=distill only, not recovery={cfg.kind}")
     if cfg.kind == "none":
         return
-    if cfg.kind == "lora" and not cfg.lora_targets:
+    if trained_params(cfg) == "lora" and not cfg.lora_targets:
         raise PrunesweepError("recovery.lora_targets must name at least one module")
     check_dataset(cfg.dataset, data_dir)
 
@@ -63,9 +81,10 @@ def recover(
     data_dir: str,
     after_update: Callable[[nn.Module], None] | None = None,
     on_step: Callable[[int, float], None] | None = None,
+    teacher: nn.Module | None = None,
 ) -> tuple[nn.Module, RecoveryResult]:
     """Fine-tune in place and return the merged plain model (LoRA merged via peft merge_and_unload, then
-    after_update re-applies masks). kind=none returns immediately.
+    after_update re-applies masks). kind=none returns immediately; kind=distill learns from the frozen `teacher`.
 
     `after_update` (the pruner's hook) also runs after every optimizer step of `full` fine-tuning, so pruned
     weights stay zero throughout. `on_step(step, loss)` is called after every optimizer step. The model is
@@ -79,9 +98,13 @@ def recover(
         raise PrunesweepError("recovery on a float16 model on CPU is not supported (NaN-prone): use bfloat16/fp32")
     if cfg.dtype == "bfloat16" and device.type == "cpu":
         log.warning("bfloat16 recovery on CPU: without native bf16 units steps run ~15x slower than float32")
-    if cfg.kind == "full" and torch.bfloat16 in dtypes:
+    params = trained_params(cfg)
+    if params == "full" and torch.bfloat16 in dtypes:
         log.warning("full fine-tuning of bfloat16 weights: small updates round away; load the model in float32")
+    if cfg.kind == "distill" and teacher is None:
+        raise PrunesweepError("recovery=distill needs a teacher model")
     start = time.perf_counter()
+    loss_of: LossOf = DistillLoss(teacher, model, cfg.distill) if cfg.kind == "distill" else _lm_loss
     data = build_datasets(cfg, tokenizer, data_dir)
     steps = _total_steps(cfg, len(data.train))
     autocast = cfg.dtype == "bfloat16"
@@ -92,8 +115,8 @@ def recover(
         torch.manual_seed(cfg.seed)  # LoRA init and dropout; data order has its own generator
         val_before = _val_loss(model, data.val, cfg.batch_size, pad_id, autocast)
         model.config.use_cache = False
-        trained = _attach_lora(model, cfg) if cfg.kind == "lora" else model
-        if cfg.kind == "full":
+        trained = _attach_lora(model, cfg) if params == "lora" else model
+        if params == "full":
             for param in model.parameters():
                 param.requires_grad_(True)
         try:
@@ -104,7 +127,8 @@ def recover(
                 steps,
                 pad_id,
                 autocast,
-                after_update if cfg.kind == "full" else None,
+                loss_of,
+                after_update if params == "full" else None,
                 on_step,
             )
         except RecoveryDiverged:
@@ -180,6 +204,11 @@ def _batches(examples: list[Example], batch_size: int, seed: int) -> Iterator[li
             yield [examples[j] for j in order[i : i + batch_size]]
 
 
+def _lm_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The model's own next-token cross-entropy over the labelled positions."""
+    return model(**batch).loss
+
+
 def _autocast(enabled: bool, device: torch.device):
     return torch.autocast(device.type, dtype=torch.bfloat16) if enabled else nullcontext()
 
@@ -191,6 +220,7 @@ def _train(
     steps: int,
     pad_id: int,
     autocast: bool,
+    loss_of: LossOf,
     after_step: Callable[[nn.Module], None] | None,
     on_step: Callable[[int, float], None] | None,
 ) -> tuple[list[float], int, float]:
@@ -212,7 +242,7 @@ def _train(
             for _ in range(cfg.grad_accum):
                 batch = {k: v.to(device) for k, v in collate(next(batches), pad_id).items()}
                 with _autocast(autocast, device):
-                    loss = model(**batch).loss
+                    loss = loss_of(model, batch)
                 value = loss.item()
                 if not math.isfinite(value):
                     raise RecoveryDiverged(f"recovery diverged at step {step}/{steps}: training loss {value}")

@@ -13,6 +13,7 @@ from prunesweep.pruning.masks import module_sparsity
 from prunesweep.run.fit import check_fits
 from prunesweep.run.model_state import ModelState
 from prunesweep.run.stages import Reporter, evaluate_stage, prune_fields, recover_stage
+from prunesweep.run.teacher import distils
 from prunesweep.run.trajectory import Trajectory
 from prunesweep.run.validate import RunPlan
 from prunesweep.store.provenance import Origin
@@ -61,8 +62,9 @@ class Cycle:
         if self.cfg.recovery.kind != "none":
             if self.cfg.recovery.eval_before:
                 rows += evaluate_stage(model, tokenizer, self.cfg, {**stage, "stage": "pruned", **extra})
+            teacher = self.models.teacher() if distils(self.cfg) else None
             model, recovered = recover_stage(
-                model, tokenizer, self.cfg, pruner, pruned.achieved, self.reporter.loss(step)
+                model, tokenizer, self.cfg, pruner, pruned.achieved, self.reporter.loss(step), teacher
             )
             self.models.model = model
             extra |= recovered

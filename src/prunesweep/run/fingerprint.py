@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from prunesweep.models.loader import packaged_gguf_path
 from prunesweep.run.inputs import RunInputs
+from prunesweep.run.teacher import distils, teacher_model_config
 from prunesweep.util.hashing import content_key, file_sha256
 
 CODE_PACKAGES = ("prunesweep", "torch", "transformers", "lm_eval", "peft", "torch_pruning")
@@ -64,4 +65,6 @@ def fingerprints(cfg: DictConfig, inputs: RunInputs) -> dict[str, Any]:
         prints["calibration"] = next(iter(shas["calibration"].values()))
     if shas["recovery"] or inputs.recovery_hub_id:
         prints["recovery"] = inputs.recovery_hub_id or next(iter(shas["recovery"].values()))
+    if distils(cfg) and cfg.recovery.distill.teacher is not None:
+        prints["teacher"] = model_source(teacher_model_config(cfg), cfg.seed)[1]
     return prints

@@ -10,6 +10,8 @@ from omegaconf import DictConfig
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from prunesweep.models.loader import load_model, resolve_device, resolve_dtype
+from prunesweep.run.fingerprint import model_source
+from prunesweep.run.teacher import Teacher, load_teacher, teacher_model_config
 from prunesweep.store.checkpoint import load_checkpoint
 from prunesweep.util.console import bar
 
@@ -26,6 +28,7 @@ class ModelState:
         self.model: PreTrainedModel | None = None
         self.tokenizer: PreTrainedTokenizerBase | None = None
         self.step: int | None = None
+        self._teacher: Teacher | None = None
 
     def at(self, step: int) -> PreTrainedModel:
         """Make the in-memory model the one after `step` (0 = the base model) and return it."""
@@ -49,3 +52,12 @@ class ModelState:
     def advanced(self, step: int) -> None:
         """The in-memory model was pruned (and recovered) in place: it is now the model after `step`."""
         self.step = step
+
+    def teacher(self) -> Teacher:
+        """The frozen teacher of recovery=distill, loaded once per cell (after the model it teaches)."""
+        if self._teacher is None:
+            source = model_source(teacher_model_config(self.cfg), self.cfg.seed)
+            with bar(total=1, desc="load teacher", bar_format="{desc}: {elapsed}") as progress:
+                self._teacher = load_teacher(self.cfg, self.tokenizer, source)
+                progress.update()
+        return self._teacher

@@ -14,7 +14,8 @@ from prunesweep.evaluation.suite import evaluate
 from prunesweep.models.params import count_params
 from prunesweep.pruning.base import Pruner, PruneResult
 from prunesweep.pruning.masks import module_sparsity
-from prunesweep.recovery import recover
+from prunesweep.recovery import recover, trained_params
+from prunesweep.run.teacher import Teacher
 from prunesweep.store.results import ResultsLog
 from prunesweep.tracking import Tracker
 from prunesweep.util.errors import PrunesweepError
@@ -48,16 +49,26 @@ def recover_stage(
     pruner: Pruner,
     achieved: float,
     on_loss: Any,
+    teacher: Teacher | None = None,
 ) -> tuple[PreTrainedModel, dict[str, Any]]:
-    """Fine-tune the pruned model; zeroed weights must stay zero through training and the LoRA merge."""
+    """Fine-tune the pruned model (distilling from `teacher` with recovery=distill); zeroed weights must stay
+    zero through training and the LoRA merge."""
     model, recovered = recover(
-        model, tokenizer, cfg.recovery, cfg.paths.data_dir, after_update=pruner.after_update, on_step=on_loss
+        model,
+        tokenizer,
+        cfg.recovery,
+        cfg.paths.data_dir,
+        after_update=pruner.after_update,
+        on_step=on_loss,
+        teacher=teacher.model if teacher is not None else None,
     )
     if pruner.kind.zeroes_weights:
         after = module_sparsity(model, list(pruner.cfg.targets))
         if after + 1e-9 < achieved:
             raise PrunesweepError(f"sparsity fell from {achieved:.6f} to {after:.6f} during recovery")
     return model, {
+        "recovery_params": trained_params(cfg.recovery),
+        **(distill_fields(cfg.recovery.distill, teacher) if teacher is not None else {}),
         "recovery_dataset": recovered.dataset,
         "recovery_train_tokens": recovered.train_tokens,
         "recovery_seconds": recovered.seconds,
@@ -66,6 +77,18 @@ def recover_stage(
         "recovery_val_loss_before": recovered.val_loss_before,
         "recovery_val_loss_after": recovered.val_loss_after,
         "recovery_final_train_loss": recovered.train_losses[-1] if recovered.train_losses else None,
+    }
+
+
+def distill_fields(distill: DictConfig, teacher: Teacher) -> dict[str, Any]:
+    """What a distilled row learnt from and how."""
+    return {
+        "distill_alpha": distill.alpha,
+        "distill_temperature": distill.temperature,
+        "distill_layers": ",".join(str(layer) for layer in distill.layers),
+        "distill_hidden_weight": distill.hidden_weight,
+        "distill_teacher": teacher.source,
+        "distill_teacher_hash": teacher.hash,
     }
 
 

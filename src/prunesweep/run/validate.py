@@ -39,6 +39,7 @@ def validate(cfg: DictConfig) -> RunPlan:
     from prunesweep.run.fingerprint import fingerprints
     from prunesweep.run.fit import check_fits
     from prunesweep.run.inputs import check_inputs, run_inputs
+    from prunesweep.run.teacher import check_teacher, distils
 
     cfg, pruner = checked_settings(cfg)
     check_schedule(cfg.schedule)
@@ -56,4 +57,6 @@ def validate(cfg: DictConfig) -> RunPlan:
     architecture = architecture_config(cfg.model, cfg.paths.cache_dir)
     if architecture is not None:
         check_fits(cfg, pruner, visited, architecture)
+    if distils(cfg):
+        check_teacher(cfg, architecture)
     return RunPlan(cfg, pruner, visited, fingerprints(cfg, inputs), architecture is not None)
