@@ -308,6 +308,19 @@ def test_unwritable_output_folders_are_named(data_dir, tmp_path):
         run(smoke(data_dir, f"paths.store_dir={tmp_path}/store"), blocker / "run")
 
 
+def test_the_settings_check_creates_no_folder(data_dir, tmp_path):
+    validate(smoke(data_dir, f"paths.store_dir={tmp_path}/new/store"))
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_run_that_fails_its_data_check_creates_nothing(tmp_path):
+    proc = prunesweep("experiment=smoke", f"paths.data_dir={tmp_path}/no_data", cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2
+    (line,) = error_lines(proc)
+    assert f"paths.data_dir '{tmp_path}/no_data' does not exist" in line
+    assert list(tmp_path.iterdir()) == []
+
+
 # -- item 11: outputs go to ./outputs of the working directory -----------------------------------------------
 
 

@@ -11,6 +11,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from prunesweep.cli import run_folder
 from prunesweep.cli.closing import closing_lines
 from prunesweep.config.overrides import check_argv
 from prunesweep.config.paths import config_dir, register_resolvers
@@ -43,6 +44,7 @@ def app(cfg: DictConfig) -> bool | float:
     trial = multirun and search.is_search(hydra_cfg.sweeper)
     tolerant = multirun and not trial
     output_dir = Path(hydra_cfg.runtime.output_dir)
+    plan = None
     try:
         if trial:
             cfg.pruner.rate = round(cfg.pruner.rate, search.RATE_DECIMALS)
@@ -61,6 +63,8 @@ def app(cfg: DictConfig) -> bool | float:
             print("\n".join(closing_lines(output_dir, Path(cfg.paths.root_dir) / "outputs")))
         return True
     except PrunesweepError as exc:
+        if plan is None and not multirun:  # the settings check failed: the run leaves no folder
+            run_folder.discard()
         print(f"prunesweep: error: {exc}", file=sys.stderr)
         if not tolerant:
             sys.exit(2)

@@ -81,6 +81,7 @@ def run(cfg: DictConfig, output_dir: Path, plan: RunPlan | None = None) -> list[
 
     The cell's `status.json` says running / done / failed (with the reason, also for invalid settings)."""
     check_writable(output_dir, "run folder")
+    output_dir.mkdir(parents=True, exist_ok=True)
     with open(output_dir / LOCK_FILE, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one writer per cell: an identical cell started meanwhile waits here
         try:
