@@ -12,7 +12,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from prunesweep.cli import run_folder
-from prunesweep.cli.closing import closing_lines
+from prunesweep.cli.closing import closing_lines, closing_table
 from prunesweep.config.overrides import check_argv
 from prunesweep.config.paths import config_dir, register_resolvers
 from prunesweep.config.schema import register_configs
@@ -53,13 +53,11 @@ def app(cfg: DictConfig) -> bool | float:
         if trial:
             search.check_search(cfg.search, cfg.benchmark)
         from prunesweep.run.cell import run  # heavy imports (lm-eval, peft) only after the settings are checked
-        from prunesweep.store.results import summary_table
-
         rows = run(cfg, output_dir, plan)
         if trial:
             return search.finish_trial(rows, cfg, output_dir, hydra_cfg.job.num)
         if not multirun:
-            print(summary_table(rows))
+            print(closing_table(rows))
             print("\n".join(closing_lines(output_dir, Path(cfg.paths.root_dir) / "outputs")))
         return True
     except PrunesweepError as exc:
