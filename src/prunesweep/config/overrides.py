@@ -11,14 +11,9 @@ from hydra.core.override_parser.types import Override, ValueType
 from hydra.errors import ConfigCompositionException, HydraException
 
 from prunesweep.config.compose import compose_config
-from prunesweep.config.paths import config_dir
+from prunesweep.config.paths import config_dir, group_options
 from prunesweep.config.schema import check_folder_name
 from prunesweep.util.errors import PrunesweepError
-
-
-def group_options(group: str, roots: list[Path]) -> list[str]:
-    """The config files of group `group` (e.g. every preset under `conf/experiment/`) in any config root."""
-    return sorted({path.stem for root in roots for path in (root / group).glob("*.yaml")})
 
 
 def check_argv(argv: list[str]) -> None:
