@@ -3,6 +3,7 @@ pruner, benchmark, experiment, ...) or an unsafe folder name fails in one line, 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from hydra._internal.utils import get_args_parser
@@ -50,7 +51,9 @@ def check_composes(parsed: list[Override]) -> None:
         except ConfigCompositionException as exc:
             cause = exc.__cause__ or exc
             override = str(exc).removeprefix("Error merging override ")
-            raise PrunesweepError(f"{override}: {str(cause).splitlines()[0]}") from None
+            unknown = re.match(r"Could not override '([^']+)'", override)  # a key the schema does not have
+            where = unknown.group(1) if unknown else override.splitlines()[0]
+            raise PrunesweepError(f"{where}: {str(cause).splitlines()[0]}") from None
 
 
 def check_overrides(parsed: list[Override], user_roots: list[Path] | None = None) -> None:
