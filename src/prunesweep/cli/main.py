@@ -33,17 +33,18 @@ def app(cfg: DictConfig) -> bool | float:
     one line and exit status 2; in a plain `--multirun` sweep a failing cell is recorded (status.json) and the
     sweep goes on. Under the Optuna sweeper (`hydra/sweeper=rate_search`) the cell is a trial and its objective is
     returned."""
-    configure(cfg.verbose)  # before the heavy imports below, which bring in tqdm
+    hydra_cfg = HydraConfig.get()
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    output_dir = Path(hydra_cfg.runtime.output_dir)
+    # before the heavy imports below, which bring in tqdm; a sweep's lines name their cell
+    configure(cfg.verbose, output_dir.name if multirun else None, parallel=orphans.is_worker())
     from prunesweep.run import rate_search as search
     from prunesweep.run.validate import validate
 
     if orphans.is_worker():
         orphans.end_with_parent()
-    hydra_cfg = HydraConfig.get()
-    multirun = hydra_cfg.mode == RunMode.MULTIRUN
     trial = multirun and search.is_search(hydra_cfg.sweeper)
     tolerant = multirun and not trial
-    output_dir = Path(hydra_cfg.runtime.output_dir)
     plan = None
     try:
         if trial:
@@ -63,7 +64,7 @@ def app(cfg: DictConfig) -> bool | float:
     except PrunesweepError as exc:
         if plan is None and not multirun:  # the settings check failed: the run leaves no folder
             run_folder.discard()
-        print(f"prunesweep: error: {exc}", file=sys.stderr)
+        print(f"prunesweep: error: {f'{output_dir.name}: ' if multirun else ''}{exc}", file=sys.stderr)
         if not tolerant:
             sys.exit(2)
     except Exception:
