@@ -64,7 +64,7 @@ def app(cfg: DictConfig) -> bool | float:
     except PrunesweepError as exc:
         if plan is None and not multirun:  # the settings check failed: the run leaves no folder
             run_folder.discard()
-        print(f"prunesweep: error: {f'{output_dir.name}: ' if multirun else ''}{exc}", file=sys.stderr)
+        print(f"prunesweep: error: {f'{output_dir.name}: ' if tolerant else ''}{exc}", file=sys.stderr)
         if not tolerant:
             sys.exit(2)
     except Exception:
