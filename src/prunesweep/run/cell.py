@@ -26,12 +26,12 @@ from prunesweep.run.inputs import check_writable
 from prunesweep.run.stages import Reporter
 from prunesweep.run.validate import RunPlan, validate
 from prunesweep.store.results import RESULTS_FILE, ResultsLog, identity_hash, read_results, resolved_config
+from prunesweep.store.status import STATUS_FILE, STOPPED, read_status, running_status
 from prunesweep.tracking import Tracker, make_tracker
 from prunesweep.util.atomic import write_json
 from prunesweep.util.errors import PrunesweepError
 
 log = logging.getLogger(__name__)
-STATUS_FILE = "status.json"
 CONFIG_FILE = "config.json"
 LOCK_FILE = ".cell.lock"
 KEPT_FILES = (RESULTS_FILE, CONFIG_FILE, STATUS_FILE)
@@ -81,6 +81,7 @@ def run(cfg: DictConfig, output_dir: Path, plan: RunPlan | None = None) -> list[
 
     The cell's `status.json` says running / done / failed (with the reason, also for invalid settings)."""
     check_writable(output_dir, "run folder")
+    output_dir.mkdir(parents=True, exist_ok=True)
     with open(output_dir / LOCK_FILE, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one writer per cell: an identical cell started meanwhile waits here
         try:
@@ -126,7 +127,11 @@ def _run_cell(cfg: DictConfig, output_dir: Path, plan: RunPlan | None) -> list[d
             torch.set_num_threads(cfg.threads)
         write_json(output_dir / CONFIG_FILE, resolved)
         results = ResultsLog(output_dir / RESULTS_FILE, cell_fields(cfg, plan, output_dir, cell_hash))
-        write_json(status, {"state": "running", "config_hash": cell_hash})
+        previous = read_status(output_dir)
+        if previous is not None and previous["state"] == STOPPED:
+            log.info("%s: its earlier run (pid %s on %s) stopped while running; resumed", output_dir,
+                     previous["pid"], previous["host"])  # fmt: skip
+        write_json(status, running_status(cell_hash))
         tracker = make_tracker(cfg.logger, output_dir, run_name(cfg, plan.pruner), resolved)
         Cycle(cfg, plan, resolved, output_dir, Reporter(results, tracker)).execute()
     except BaseException as exc:

@@ -6,7 +6,9 @@ the run writes to are writable. A problem is one line naming the file (and the r
 from __future__ import annotations
 
 import bz2
+import errno
 import json
+import os
 import tempfile
 from dataclasses import dataclass
 from functools import cache
@@ -161,12 +163,14 @@ def _weight_map(index: Path) -> dict[str, str]:
         raise PrunesweepError(f"model file {index}: {detail}") from None
 
 
-def check_writable(folder: Path, what: str) -> Path:
-    """Create `folder` if needed and prove a file can be written in it."""
+def check_writable(folder: Path, what: str) -> None:
+    """Prove a file can be written in `folder`, or in the nearest existing folder above it where it is still to be
+    created, creating nothing (the check's unnamed temp file leaves no trace)."""
+    existing = next(path for path in (folder.absolute(), *folder.absolute().parents) if path.exists())
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
+        if not existing.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+        with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as exc:
         raise PrunesweepError(f"{what} {folder} is not writable ({exc.strerror or exc})") from None
-    return folder

@@ -45,6 +45,8 @@ class Trajectory:
         record(step, rows, rows[0]["reused"] if rows else False)
 
     def _link_checkpoint(self, step: int) -> None:
+        """`<run dir>/checkpoints/step_<k>` -> the stored checkpoint, as a relative link: it still resolves when
+        the folder holding both (`outputs/`) is moved or mounted elsewhere."""
         target = self.checkpoint(step)
         if not target.is_dir():
             return
@@ -52,4 +54,4 @@ class Trajectory:
         link.parent.mkdir(parents=True, exist_ok=True)
         if link.is_symlink() or link.exists():
             link.unlink()
-        os.symlink(target.resolve(), link, target_is_directory=True)
+        os.symlink(os.path.relpath(target.resolve(), link.parent.resolve()), link, target_is_directory=True)

@@ -54,19 +54,3 @@ class ResultsLog:
 
 def read_results(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def summary_table(rows: list[dict[str, Any]]) -> str:
-    """Rate-vs-metric grid of one run (rows: step/stage/sparsity, columns: task/metric) as plain text."""
-    import pandas as pd  # only needed for the printed summary
-
-    frame = pd.DataFrame(rows)
-    frame["column"] = frame["task"] + "/" + frame["metric"]
-    grid = frame.pivot_table(
-        index=["step", "stage", "requested_sparsity", "achieved_sparsity", "nonzero_params"],
-        columns="column",
-        values="value",
-        aggfunc="first",
-        sort=False,
-    )
-    return grid.to_string(float_format=lambda v: f"{v:.4g}")

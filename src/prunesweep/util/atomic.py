@@ -1,12 +1,13 @@
-"""Atomic file and folder writes: readers never see a partial result."""
+"""Atomic file and folder writes: readers never see a partial result. Temp files and folders are created with the
+modes the user's umask allows (a group umask gives group-readable results), not `tempfile`'s private 0600/0700."""
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
-import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -16,15 +17,12 @@ from typing import Any
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temp file path beside `path`; on success it replaces `path` in one rename."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be shared
+    tmp = _new_beside(path, lambda tmp: os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)))
     try:
-        yield Path(tmp)
+        yield tmp
         os.replace(tmp, path)
     finally:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
 
 
 def write_text(path: str | Path, text: str) -> None:
@@ -47,8 +45,7 @@ def write_jsonl(path: str | Path, rows: list[dict[str, Any]]) -> None:
 def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Yield a temp folder beside `path`; on success it replaces `path` in one rename."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    tmp = _new_beside(path, os.mkdir)
     try:
         yield tmp
         if path.exists():
@@ -56,3 +53,15 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _new_beside(path: Path, create: Callable[[Path], None]) -> Path:
+    """A fresh `.<name>.<random>.tmp` beside `path`, made by `create` (which fails on an existing name)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            create(tmp)
+            return tmp
+        except FileExistsError:
+            continue
