@@ -11,6 +11,7 @@ import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -51,9 +52,10 @@ def write_run(
     experiment: str | None = None,
     model: str = "smollm2_135m",
     pruner: dict | None = None,
+    seed: int | None = None,
 ) -> None:
     """One run folder as the runner leaves it: results.jsonl, config.json (with `pruner`), status.json."""
-    rows = records(method, importance, stages, tasks, shift, experiment, model)
+    rows = records(method, importance, stages, tasks, shift, experiment, model, seed)
     folder.mkdir(parents=True)
     (folder / "results.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
     (folder / "config.json").write_text(json.dumps({"pruner": pruner or {}}))
@@ -69,10 +71,14 @@ def records(
     shift: float = 0.0,
     experiment: str | None = None,
     model: str = "smollm2_135m",
+    seed: int | None = None,
 ) -> list[dict]:
-    """The records of one run as the runner writes them (perplexities with seq_len, tasks with num_fewshot)."""
+    """The records of one run as the runner writes them (perplexities with seq_len, tasks with num_fewshot); with a
+    `seed`, it seeds calibration and recovery too."""
     experiment = experiment or ("gholami_table3" if method == "magnitude" else "llm_pruner_table1")
     run = {"run_id": "r", "experiment": experiment, "model": model, "method": method}
+    if seed is not None:
+        run |= {"seed": seed, "calibration_seed": seed, "recovery_seed": seed}
     run |= {"importance": importance, "schedule": "oneshot", "recovery": "lora"}
     rows = []
     for step, rate, stage in stages:
@@ -264,6 +270,55 @@ def test_missing_fields_and_unmeasured_columns_are_empty_cells() -> None:
     assert shown["Protocol"].eq(MISSING_CELL).all() and list(shown["Method"]) == ["dense", "llm_pruner"]
     for spec in SPECS.values():  # no runs and no reference rows: an empty table, not an error
         assert "(no rows)" in to_markdown(build(spec, tidy(pd.DataFrame()), load_reference(Path("missing.csv"))))
+
+
+SEED_SHIFTS = {0: 0.0, 1: 0.013, 2: -0.021}  # what each seed adds to every value of a run
+
+
+def seeded_runs(root: Path, experiment: str = "demo") -> None:
+    """l2 and random LLM-Pruner at 20% (pruned, recovered), three seeds each, plus a newer re-run of seed 0 of l2."""
+    stages = [(0, 0.0, "dense"), (1, 0.2, "pruned"), (1, 0.2, "recovered")]
+    for importance, offset in (("l2", 0.0), ("random", -0.1)):
+        for seed, shift in SEED_SHIFTS.items():
+            folder = root / "runs" / experiment / f"{importance}_seed{seed}"
+            write_run(
+                folder,
+                "llm_pruner",
+                importance,
+                stages,
+                LLM_PRUNER_TASKS,
+                shift + offset,
+                experiment=experiment,
+                seed=seed,
+            )
+    rerun = root / "runs" / experiment / "l2_seed0_again"
+    write_run(rerun, "llm_pruner", "l2", stages, LLM_PRUNER_TASKS, 0.0, 2_000_000.0, experiment, seed=0)
+
+
+def test_cells_that_differ_only_in_seed_are_mean_std_and_n(tmp_path: Path) -> None:
+    seeded_runs(tmp_path)
+    collection = collect(tmp_path)
+    grid = grids(collection, EXPERIMENTS_DIR, None)["demo"]
+    wide = grid.wide
+    for stage in ("pruned", "recovered"):
+        seeds = [value(0.60, 0.2, stage, shift) for shift in SEED_SHIFTS.values()]
+        row = wide[(wide["variant"] == "l2") & (wide["stage"] == stage)].iloc[0]
+        assert row["boolq/acc"] == pytest.approx(np.mean(seeds))
+        assert row["boolq/acc std"] == pytest.approx(np.std(seeds, ddof=1))
+        assert row["boolq/acc seeds"] == 3
+    dense = wide[wide["stage"] == "dense"]
+    assert len(dense) == 1 and dense["boolq/acc seeds"].tolist() == [1]  # a hub model's dense baseline has no seed
+    shown = display(grid)
+    l2 = shown[(shown["Method"] == "l2") & (shown["Tune"] == "w/o tune")]["boolq/acc"].iloc[0]
+    seeds = [100 * value(0.60, 0.2, "pruned", shift) for shift in SEED_SHIFTS.values()]
+    assert l2 == f"{np.mean(seeds):.2f} ± {np.std(seeds, ddof=1):.2f} (n=3)"
+    records = collection.records[collection.records["stage"] != "dense"]
+    superseded = set(records.loc[records["superseded"], "run_dir"])
+    assert superseded == {"runs/demo/l2_seed0"}  # a re-run with the same seeds replaces it; other seeds are kept
+    (ax,) = render(grid)["boolq_acc"].axes
+    bars = {round(seg[1][1] - seg[0][1], 6) for bar in ax.collections for seg in bar.get_segments()}
+    assert round(2 * np.std(seeds, ddof=1), 6) in bars  # l2 w/o tune at 20%: mean ± the seeds' std
+    assert round(2 * 100 * 0.01, 6) in bars  # the dense point (one run): ± its recorded stderr
 
 
 def test_figures_keep_labels_inside_and_share_axes_only_for_one_protocol(outputs: Path, tmp_path: Path) -> None:

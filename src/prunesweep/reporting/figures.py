@@ -1,6 +1,6 @@
 """Rate-vs-metric line plots like the papers' figures: one PNG per table column, one line per method and stage.
 
-Ours are drawn solid, the papers' dashed. Lines share axes only where they were measured the same way (protocol,
+Ours are drawn solid, the papers' dashed; error bars are the seeds' std (several seeds) or the recorded stderr. Lines share axes only where they were measured the same way (protocol,
 e.g. `seq 128` or `0-shot`); each other protocol gets a panel of its own."""
 
 from __future__ import annotations
@@ -35,6 +35,11 @@ def _lines(frame: pd.DataFrame, keys: list[str]) -> list[tuple[str, tuple[str, .
             label = f"{named['source']} ({named['model']}): {label}"
         lines.append((label, (named["variant"], *extras), pd.concat([start, points]).sort_values("rate")))
     return lines
+
+
+def error(points: pd.DataFrame) -> pd.Series:
+    """Each point's error bar: the seeds' std where several seeds were run, else the recorded stderr (or none)."""
+    return points["std"].where(points["seeds"] > 1, points["stderr"])
 
 
 def _file_name(column: str) -> str:
@@ -73,6 +78,9 @@ def _figure(grid: Grid, column: str, metric: str, panels: list) -> Figure:
                 linestyle="-" if last["source"] == OURS else "--",
                 marker=MARKERS.get(last["stage"], "s"),
                 label=label,
+            )
+            ax.errorbar(
+                points["rate"], points["value"] * scale, yerr=error(points) * scale, fmt="none", ecolor=colours[key]
             )
         if metric in LOG_METRICS:
             ax.set_yscale("log")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from prunesweep.evaluation.tasks import NO_OFFLINE_DATA
-from prunesweep.reporting.collect import DETAIL_KEYS, EFFICIENCY_TASK, NOT_SET
+from prunesweep.reporting.collect import DETAIL_KEYS, EFFICIENCY_TASK, NOT_SET, SEED_KEYS
 from prunesweep.util.errors import PrunesweepError
 
 OURS = "ours"
@@ -28,6 +28,8 @@ REFERENCE_COLUMNS = ["source", "model", "method", "importance", "rate", "stage",
 OPTIONAL_REFERENCE_COLUMNS = ["importance", *DETAIL_KEYS, "protocol"]
 AVERAGE = "Average"
 AVERAGE_TASK = "average"  # reference.csv rows with task `average`, metric `acc`: the paper's printed average
+# Per cell beside its value: the seeds' sample std, how many seeds, the recorded stderr (lm-eval tasks).
+NOISE_FIELDS = ("std", "seeds", "stderr")
 
 
 @dataclass(frozen=True)
@@ -140,39 +142,62 @@ def _protocols(long: pd.DataFrame, keys: list[str]) -> pd.Series:
     return long.groupby(keys, dropna=False, sort=False)["protocol"].agg(join).rename("protocol")
 
 
-def _average(wide: pd.DataFrame, long: pd.DataFrame, spec: TableSpec, keys: list[str]) -> pd.DataFrame:
-    """Our rows' mean over the spec's average columns (all measured); reference rows keep the average as printed."""
-    printed = wide[AVERAGE] if AVERAGE in wide else float("nan")
-    ours = wide["source"] == OURS
-    wide[AVERAGE] = wide[list(spec.average)].mean(axis=1, skipna=False).where(ours, printed)
-    averaged = long[long["column"].isin(spec.average)]
-    mean = wide.loc[ours & wide[AVERAGE].notna(), [*keys, AVERAGE]].rename(columns={AVERAGE: "value"})
+def _average(ours: pd.DataFrame, spec: TableSpec, keys: list[str]) -> pd.DataFrame:
+    """Per row and seed, our mean over the spec's average columns (all measured), its stderr propagated from theirs
+    (sqrt of the summed squares over the count; none unless all have one)."""
+    averaged = ours[ours["column"].isin(spec.average)]
+    per_seed = averaged.groupby([*keys, *SEED_KEYS], dropna=False, sort=False)
+    mean = per_seed.agg(
+        value=("value", lambda v: v.mean() if v.notna().sum() == len(spec.average) else float("nan")),
+        stderr=("stderr", lambda e: (e**2).sum() ** 0.5 / len(e) if e.notna().all() else float("nan")),
+    ).reset_index()
     mean = mean.merge(_protocols(averaged, keys).reset_index(), on=keys, how="left")
-    return mean.assign(column=AVERAGE, task=AVERAGE_TASK, metric="acc")
+    return mean.dropna(subset=["value"]).assign(column=AVERAGE, task=AVERAGE_TASK, metric="acc")
+
+
+def aggregate(ours: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """One row per cell and column over the runs that differ only in SEED_KEYS: the mean `value`, the sample `std`
+    (ddof=1; none for one seed), `seeds` (how many) and `stderr` (mean of the seeds' recorded stderr)."""
+    cells = ours.groupby([*keys, "column", "task", "metric", "protocol"], dropna=False, sort=False)
+    return cells.agg(
+        value=("value", "mean"), std=("value", "std"), seeds=("value", "count"), stderr=("stderr", "mean")
+    ).reset_index()
+
+
+def noise_column(label: str, field: str) -> str:
+    """The wide column that holds `field` (one of NOISE_FIELDS) of column `label`, e.g. `BoolQ std`."""
+    return f"{label} {field}"
 
 
 def build(spec: TableSpec, data: pd.DataFrame, reference: pd.DataFrame) -> Grid:
-    """Pivot our cells and the paper's into the spec's grid: rows rate x method x stage x source, one column per task."""
+    """Pivot our cells (aggregated over seeds) and the paper's into the spec's grid: rows rate x method x stage x
+    source, one column per task, plus its NOISE_FIELDS columns."""
     ours = _select(data, spec, spec.columns, all_dense=not spec.methods).assign(source=OURS)
     printed = (Column(AVERAGE_TASK, "acc", AVERAGE),) if spec.average else ()
     ref = _select(reference, spec, (*spec.columns, *printed), all_dense=True)
     both = pd.concat([ours, ref], ignore_index=True).astype({"rate": float})  # an empty side must not make it object
     keys = ROW_KEYS + [k for k in OPTIONAL_KEYS if _differs(ours, k)]
     keys += [k for k in DETAIL_KEYS if k in spec.keys or _differs(ours, k) or _differs(both, k, stated_only=True)]
-    long = both[[*keys, "column", "task", "metric", "protocol", "value"]]
+    runs = both[both["source"] == OURS]
+    if spec.average and not runs.empty:
+        runs = pd.concat([runs, _average(runs, spec, keys)], ignore_index=True)
+    theirs = both[both["source"] != OURS].assign(std=float("nan"), seeds=float("nan"), stderr=float("nan"))
+    long = pd.concat([aggregate(runs, keys), theirs], ignore_index=True).astype({"rate": float})
+    long = long[[*keys, "column", "task", "metric", "protocol", "value", *NOISE_FIELDS]]
     labels = [c.label for c in spec.columns] + ([AVERAGE] if spec.average else [])
+    noise = [noise_column(label, field) for label in labels for field in NOISE_FIELDS]
     if long.empty:
-        wide = pd.DataFrame(columns=[*keys, "protocol", *labels])
+        wide = pd.DataFrame(columns=[*keys, "protocol", *labels, *noise])
     else:
-        wide = long.pivot(index=keys, columns="column", values="value").reindex(columns=labels).reset_index()
-        if spec.average:
-            long = pd.concat([long, _average(wide, long, spec, keys)], ignore_index=True)
+        pivot = long.pivot(index=keys, columns="column", values=["value", *NOISE_FIELDS])
+        pivot.columns = [label if field == "value" else noise_column(label, field) for field, label in pivot.columns]
+        wide = pivot.reindex(columns=[*labels, *noise]).reset_index()
         wide = wide.merge(_protocols(long, keys).reset_index(), on=keys, how="left")
     order = wide.assign(
         _dense=wide["variant"] != "dense", _stage=wide["stage"].map(STAGE_ORDER), _theirs=wide["source"] != OURS
     ).sort_values(["rate", "_dense", "variant", *keys[len(ROW_KEYS) :], "_stage", "_theirs", "source", "model"])
     wide = order.drop(columns=["_dense", "_stage", "_theirs"]).reset_index(drop=True)
-    wide = wide.reindex(columns=[*keys, "protocol", *labels])
+    wide = wide.reindex(columns=[*keys, "protocol", *labels, *noise])
     return Grid(spec, long, wide, keys, _notes(spec, ours, wide))
 
 
@@ -224,6 +249,13 @@ def _format(metric: str, value: float) -> str:
     return f"{value:.2f}"
 
 
+def _cell(metric: str, value: float, std: float, seeds: float, stderr: float) -> str:
+    """A value as printed: `mean ± std (n=seeds)` over several seeds."""
+    if pd.isna(value) or not seeds > 1:
+        return _format(metric, value)
+    return f"{_format(metric, value)} ± {_format(metric, std)} (n={int(seeds)})"
+
+
 def display(grid: Grid) -> pd.DataFrame:
     """The grid as strings, the way the paper prints it (percentages, B/G suffixes, n/a notes)."""
     metric_of = {c.label: c.metric for c in grid.spec.columns} | {AVERAGE: "acc"}  # an average of accuracies
@@ -242,7 +274,16 @@ def display(grid: Grid) -> pd.DataFrame:
     for label, metric in metric_of.items():
         if label not in grid.wide:
             continue
-        cells = grid.wide[label].map(lambda value, metric=metric: _format(metric, value))
+        cells = pd.Series(
+            [
+                _cell(metric, *values)
+                for values in grid.wide[[label, *(noise_column(label, f) for f in NOISE_FIELDS)]].itertuples(
+                    index=False
+                )
+            ],
+            index=grid.wide.index,
+            dtype=object,
+        )
         unmeasurable = (grid.wide["source"] == OURS) & grid.wide[label].isna() & (label in no_data)
         shown[label] = cells.mask(unmeasurable, NO_DATA_CELL)
     return shown
