@@ -21,7 +21,7 @@ from prunesweep.config.paths import experiments_dir
 from prunesweep.reporting import build, collect, load_reference, load_specs
 from prunesweep.reporting.collect import dedupe, tidy
 from prunesweep.reporting.figures import render
-from prunesweep.reporting.tables import MISSING_CELL, NO_DATA_CELL, NOT_STATED, display, to_markdown
+from prunesweep.reporting.tables import MISSING_CELL, NO_DATA_CELL, NOT_STATED, display, to_markdown, within_noise
 from prunesweep.util.errors import PrunesweepError
 
 EXPERIMENTS_DIR = experiments_dir()
@@ -315,10 +315,29 @@ def test_cells_that_differ_only_in_seed_are_mean_std_and_n(tmp_path: Path) -> No
     records = collection.records[collection.records["stage"] != "dense"]
     superseded = set(records.loc[records["superseded"], "run_dir"])
     assert superseded == {"runs/demo/l2_seed0"}  # a re-run with the same seeds replaces it; other seeds are kept
+    pairs = within_noise(grid.long, grid.keys)
+    (pair,) = pairs[(pairs["column"] == "boolq/acc") & (pairs["stage"] == "pruned")].itertuples()
+    std = np.std([value(0.60, 0.2, "pruned", shift) for shift in SEED_SHIFTS.values()], ddof=1)
+    assert pair.noise == pytest.approx((2 * std**2 / 3) ** 0.5) and not pair.within  # l2 and random: 0.1 apart
     (ax,) = render(grid)["boolq_acc"].axes
     bars = {round(seg[1][1] - seg[0][1], 6) for bar in ax.collections for seg in bar.get_segments()}
     assert round(2 * np.std(seeds, ddof=1), 6) in bars  # l2 w/o tune at 20%: mean ± the seeds' std
     assert round(2 * 100 * 0.01, 6) in bars  # the dense point (one run): ± its recorded stderr
+
+
+def test_methods_at_one_rate_are_marked_within_noise_only_where_their_difference_is(tmp_path: Path) -> None:
+    stages = [(0, 0.0, "dense"), (1, 0.2, "pruned")]
+    for importance, shift in (("l2", 0.0), ("random", 0.012), ("element1", 0.1)):  # each value's stderr: 0.01
+        write_run(
+            tmp_path / importance, "llm_pruner", importance, stages, {("boolq", "acc"): 0.6}, shift, experiment="demo"
+        )
+    grid = grids(collect(tmp_path), EXPERIMENTS_DIR, None)["demo"]
+    pairs = within_noise(grid.long, grid.keys).set_index(["method_a", "method_b"])
+    assert pairs.loc[("l2", "random"), "noise"] == pytest.approx(0.01 * 2**0.5)
+    assert pairs.loc[("l2", "random"), "within"]  # |diff| 0.012 <= 0.0141
+    assert not pairs.loc[("element1", "l2"), "within"] and not pairs.loc[("element1", "random"), "within"]
+    assert "Within noise (|diff| ≤ combined standard error) at 20% w/o tune: boolq/acc l2 ≈ random." in grid.notes
+    assert not any("element1 ≈" in note for note in grid.notes)
 
 
 def test_figures_keep_labels_inside_and_share_axes_only_for_one_protocol(outputs: Path, tmp_path: Path) -> None:

@@ -198,7 +198,44 @@ def build(spec: TableSpec, data: pd.DataFrame, reference: pd.DataFrame) -> Grid:
     ).sort_values(["rate", "_dense", "variant", *keys[len(ROW_KEYS) :], "_stage", "_theirs", "source", "model"])
     wide = order.drop(columns=["_dense", "_stage", "_theirs"]).reset_index(drop=True)
     wide = wide.reindex(columns=[*keys, "protocol", *labels, *noise])
-    return Grid(spec, long, wide, keys, _notes(spec, ours, wide))
+    notes = [*_notes(spec, ours, wide), *_within_notes(within_noise(long, keys))]
+    return Grid(spec, long, wide, keys, notes)
+
+
+def within_noise(long: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Every pair of our methods (variant and pruner options) at one rate, stage and model, per column: their values,
+    |diff|, combined noise and whether the difference is `within` it.
+
+    A value's noise is the standard error of its mean: std / sqrt(n) over n > 1 seeds, else the stderr its run
+    recorded (lm-eval tasks; perplexity has none). A pair is within noise when |a - b| <= sqrt(noise_a² + noise_b²);
+    a pair where either value has no noise is not judged (left out)."""
+    ours = long[(long["source"] == OURS) & (long["stage"] != "dense")]
+    details = [k for k in keys if k in DETAIL_KEYS]
+    labels = ours[["variant", *details]].astype(str).itertuples(index=False)
+    method = [" ".join(v for v in row if v != NOT_SET) for row in labels]
+    noise = (ours["std"] / ours["seeds"] ** 0.5).where(ours["seeds"] > 1, ours["stderr"])
+    ours = ours.assign(method=method, noise=noise).dropna(subset=["value", "noise"])
+    group = [k for k in keys if k not in {"variant", *details}] + ["column"]
+    pairs = ours.merge(ours, on=group, suffixes=("_a", "_b"))
+    pairs = pairs[pairs["method_a"] < pairs["method_b"]]
+    diff = (pairs["value_a"] - pairs["value_b"]).abs()
+    combined = (pairs["noise_a"] ** 2 + pairs["noise_b"] ** 2) ** 0.5
+    pairs = pairs.assign(diff=diff, noise=combined, within=diff <= combined)
+    return pairs[[*group, "method_a", "method_b", "value_a", "value_b", "diff", "noise", "within"]].reset_index(
+        drop=True
+    )
+
+
+def _within_notes(pairs: pd.DataFrame) -> list[str]:
+    """One note per rate, stage and model naming the pairs within noise (`a ≈ b`) per column."""
+    within = pairs[pairs["within"]]
+    several = within["model"].nunique() > 1
+    notes = []
+    for (rate, stage, model), found in within.groupby(["rate", "stage", "model"], sort=True):
+        where = f"{100 * rate:g}% {STAGE_LABELS[stage]}" + (f" ({model})" if several else "")
+        marks = ", ".join(f"{r.column} {r.method_a} ≈ {r.method_b}" for r in found.itertuples())
+        notes.append(f"Within noise (|diff| ≤ combined standard error) at {where}: {marks}.")
+    return notes
 
 
 def _notes(spec: TableSpec, ours: pd.DataFrame, wide: pd.DataFrame) -> list[str]:
