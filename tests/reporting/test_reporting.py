@@ -86,7 +86,9 @@ def records(
         sizes = {"total_params": params, "nonzero_params": params, "achieved_sparsity": rate * 0.9}
         cell = {**run, **sizes, "step": step, "stage": stage, "requested_sparsity": rate}
         for (task, metric), base in tasks.items():
-            protocol = {"seq_len": 128} if metric in PPL_METRICS else {"num_fewshot": 0}
+            protocol = (
+                {"seq_len": 128, "limit": 4096} if metric in PPL_METRICS else {"num_fewshot": 0, "n_examples": 100}
+            )
             row = {"task": task, "metric": metric, "value": value(base, rate, stage, shift), "stderr": 0.01}
             rows.append({**cell, **protocol, **row})
     return rows
@@ -148,7 +150,7 @@ def test_task_without_offline_data_says_so(outputs: Path) -> None:
     grid = build(SPECS["gholami_table4"], collect(outputs).data, load_reference(Path("missing.csv")))
     shown = display(grid)
     assert set(shown["TriviaQA"]) == {NO_DATA_CELL}
-    assert shown["NQ-open"].iloc[-1] == f"{100 * value(0.02, 0.5, 'pruned', 0.0):.2f}"
+    assert shown["NQ-open"].iloc[-1] == f"{100 * value(0.02, 0.5, 'pruned', 0.0):.2f} ± 1.00"  # its recorded stderr
     assert NO_DATA_CELL in to_markdown(grid)
 
 
@@ -338,6 +340,14 @@ def test_methods_at_one_rate_are_marked_within_noise_only_where_their_difference
     assert not pairs.loc[("element1", "l2"), "within"] and not pairs.loc[("element1", "random"), "within"]
     assert "Within noise (|diff| ≤ combined standard error) at 20% w/o tune: boolq/acc l2 ≈ random." in grid.notes
     assert not any("element1 ≈" in note for note in grid.notes)
+    assert "Data behind each of our values: boolq/acc n=100 examples." in grid.notes
+    shown = display(grid).set_index("Method")
+    assert shown.loc["l2", "boolq/acc"] == f"{100 * value(0.6, 0.2, 'pruned', 0.0):.2f} ± 1.00"  # its stderr
+
+
+def test_each_metric_says_how_much_data_its_values_saw(outputs: Path) -> None:
+    sizes = grids(collect(outputs), EXPERIMENTS_DIR, None)["llm_pruner_table1"].sizes
+    assert sizes["WikiText2 ↓"] == "≤4096 tokens" and sizes["BoolQ"] == "n=100 examples"
 
 
 def test_figures_keep_labels_inside_and_share_axes_only_for_one_protocol(outputs: Path, tmp_path: Path) -> None:
@@ -357,7 +367,7 @@ def test_figures_keep_labels_inside_and_share_axes_only_for_one_protocol(outputs
                 assert box.x0 >= 0 and box.y0 >= 0 and box.x1 <= fig.bbox.x1 and box.y1 <= fig.bbox.y1, ax.get_ylabel()
     grid.long.loc[grid.long["source"] == "paper", "protocol"] = "seq 4096"
     split = render(grid)["boolq"].axes
-    assert [ax.get_title() for ax in split] == ["protocol: 0-shot", "protocol: seq 4096"]
+    assert [ax.get_title() for ax in split] == ["protocol: 0-shot; ours: n=100 examples", "protocol: seq 4096"]
     assert [len(ax.get_lines()) for ax in split] == [4, 1]  # l2/random x pruned/recovered; the paper's l2
 
 

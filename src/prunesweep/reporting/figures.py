@@ -86,7 +86,9 @@ def _figure(grid: Grid, column: str, metric: str, panels: list) -> Figure:
             ax.set_yscale("log")
         ax.set_xlabel("pruning rate (requested)")
         ax.set_ylabel(f"{column} (%)" if scale == 100 else column)
-        ax.set_title(f"protocol: {'not stated' if protocol == NOT_SET else protocol}", fontsize="small")
+        ours = any(points["source"].eq(OURS).any() for _, _, points in lines)
+        size = f"; ours: {grid.sizes[column]}" if ours and column in grid.sizes else ""
+        ax.set_title(f"protocol: {'not stated' if protocol == NOT_SET else protocol}{size}", fontsize="small")
         ax.grid(alpha=0.3)
         ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False)
     fig.suptitle(f"{grid.spec.name}: {column}")

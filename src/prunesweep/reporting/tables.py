@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -86,6 +86,7 @@ class Grid:
     wide: pd.DataFrame  # row keys + one column per label (raw values; accuracies as fractions)
     keys: list[str]
     notes: list[str]
+    sizes: dict[str, str] = field(default_factory=dict)  # per column label: how much data each of our values saw
 
 
 def load_reference(path: Path) -> pd.DataFrame:
@@ -198,8 +199,42 @@ def build(spec: TableSpec, data: pd.DataFrame, reference: pd.DataFrame) -> Grid:
     ).sort_values(["rate", "_dense", "variant", *keys[len(ROW_KEYS) :], "_stage", "_theirs", "source", "model"])
     wide = order.drop(columns=["_dense", "_stage", "_theirs"]).reset_index(drop=True)
     wide = wide.reindex(columns=[*keys, "protocol", *labels, *noise])
-    notes = [*_notes(spec, ours, wide), *_within_notes(within_noise(long, keys))]
-    return Grid(spec, long, wide, keys, notes)
+    sizes = _sizes(ours)
+    notes = [*_notes(spec, ours, wide), *_noise_notes(wide, sizes), *_within_notes(within_noise(long, keys))]
+    return Grid(spec, long, wide, keys, notes, sizes)
+
+
+def _counts(values: pd.Series) -> str:
+    counts = sorted({int(v) for v in values.dropna()})
+    return f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
+
+
+def _sizes(ours: pd.DataFrame) -> dict[str, str]:
+    """Per measured column, the examples behind each value (`n=100 examples`; a range where runs differ) or, for
+    perplexity, its token cap (`≤16384 tokens`; `all tokens` without one); `n not recorded` where runs lack it."""
+    sizes = {}
+    for label, part in ours[ours["task"] != EFFICIENCY_TASK].groupby("column", sort=False):
+        if part["metric"].isin(LOG_METRICS).all() and "limit" in part:
+            sizes[label] = f"≤{_counts(part['limit'])} tokens" if part["limit"].notna().all() else "all tokens"
+        elif "n_examples" in part and part["n_examples"].notna().any():
+            sizes[label] = f"n={_counts(part['n_examples'])} examples"
+        else:
+            sizes[label] = "n not recorded"
+    return sizes
+
+
+def _noise_notes(wide: pd.DataFrame, sizes: dict[str, str]) -> list[str]:
+    notes = []
+    if sizes:
+        notes.append(
+            "Data behind each of our values: " + ", ".join(f"{label} {size}" for label, size in sizes.items()) + "."
+        )
+    if (wide["source"] == OURS).any():
+        notes.append(
+            "Our cells: `mean ± std (n=k)` over k seeds (sample std); one seed: `value ± stderr` as its run recorded "
+            "it (lm-eval tasks), the bare value where none was recorded (perplexity, counts)."
+        )
+    return notes
 
 
 def within_noise(long: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
@@ -287,10 +322,12 @@ def _format(metric: str, value: float) -> str:
 
 
 def _cell(metric: str, value: float, std: float, seeds: float, stderr: float) -> str:
-    """A value as printed: `mean ± std (n=seeds)` over several seeds."""
-    if pd.isna(value) or not seeds > 1:
-        return _format(metric, value)
-    return f"{_format(metric, value)} ± {_format(metric, std)} (n={int(seeds)})"
+    """A value as printed: `mean ± std (n=seeds)` over several seeds, else `value ± stderr` where one was recorded."""
+    if pd.isna(value):
+        return MISSING_CELL
+    if seeds > 1:
+        return f"{_format(metric, value)} ± {_format(metric, std)} (n={int(seeds)})"
+    return _format(metric, value) + ("" if pd.isna(stderr) else f" ± {_format(metric, stderr)}")
 
 
 def display(grid: Grid) -> pd.DataFrame:
