@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+from html import escape
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -365,6 +366,11 @@ def test_figures_keep_labels_inside_and_share_axes_only_for_one_protocol(outputs
             for artist in (ax.yaxis.label, ax.xaxis.label, ax.get_legend()):
                 box = artist.get_window_extent(renderer)
                 assert box.x0 >= 0 and box.y0 >= 0 and box.x1 <= fig.bbox.x1 and box.y1 <= fig.bbox.y1, ax.get_ylabel()
+    (log_ax,) = figures["wikitext2"].axes  # perplexity 10 to 20: log axis within one decade
+    FigureCanvasAgg(figures["wikitext2"]).draw()
+    ticks = [t.get_text() for t in log_ax.get_yticklabels(minor=False) + log_ax.get_yticklabels(minor=True)]
+    shown = [t for t in ticks if t]
+    assert log_ax.get_yscale() == "log" and shown and all(float(t) > 0 for t in shown), ticks  # no 1.25×10¹
     grid.long.loc[grid.long["source"] == "paper", "protocol"] = "seq 4096"
     split = render(grid)["boolq"].axes
     assert [ax.get_title() for ax in split] == ["protocol: 0-shot; ours: n=100 examples", "protocol: seq 4096"]
@@ -402,13 +408,20 @@ def test_cli_writes_all_tables_figures_and_a_self_contained_page_without_torch(o
     done = run_cli(str(outputs), "--html", str(page), "--experiments-dir", str(tmp_path / "experiments"))
     assert done.returncode == 0, done.stderr
     out = outputs / "tables"
-    names = [*SPECS, "smoke"]
-    for name in names:
+    for name in [*SPECS, "smoke"]:  # files for every table, also those no run of ours measured
         for suffix in (".md", ".tex", ".csv"):
             assert (out / f"{name}{suffix}").stat().st_size > 0
-    for name in SPECS:
-        assert f"### {SPECS[name].title}" in done.stdout
-    assert "### Experiment smoke: every measured metric by pruning rate" in done.stdout
+    names = ["smoke", "gholami_table3", "llm_pruner_table1"]  # the user's experiment first, then measured grids
+    idle = sorted(set(SPECS) - set(names))
+    assert done.stdout.startswith("### Experiment smoke: every measured metric by pruning rate")
+    starts = [done.stdout.index(f"### {SPECS[name].title}\n") for name in names[1:]]
+    assert starts == sorted(starts)
+    assert all(f"### {SPECS[name].title}\n" not in done.stdout for name in idle)
+    summary = f"Paper tables no collected run measured (reference rows only, in {out}/<name>.md): {', '.join(idle)}."
+    assert done.stdout.count("Paper tables no collected run measured") == 1 and summary in done.stdout
+    files = done.stdout[done.stdout.index("Files written:") :].splitlines()[1:]
+    assert f"  {out / 'smoke.md'}" in files and f"  {page}" in files and f"  {out / 'report.md'}" in files
+    assert (out / "report.md").read_text().startswith("### Experiment smoke")
     assert (out / "llm_pruner_table1" / "boolq.png").read_bytes()[:4] == b"\x89PNG"
     assert (out / "gholami_table3" / "lambada_ppl.png").is_file()
     assert (out / "smoke" / "wikitext2_ppl.png").is_file()
@@ -425,9 +438,11 @@ def test_cli_writes_all_tables_figures_and_a_self_contained_page_without_torch(o
     assert parsed.tags.count("table") == len(names)
     figures = sum(1 for name in names for _ in (out / name).glob("*.png"))
     assert parsed.tags.count("img") == figures > 0
-    for name in names:
-        assert f'<section id="{name}">' in text
-    assert "Ma et al. 2023 (LLM-Pruner), Table 6: aggregation" in text and "<td>59.80</td>" in text  # a paper cell
+    sections = [text.index(f'<section id="{name}"><h2>') for name in names]
+    assert sections == sorted(sections)  # the user's experiment before the paper grids
+    assert text.count('<div class="scroll"><table>') == len(names) and "overflow-x: auto" in text
+    assert escape(summary) in text and text.index(escape(summary)) > sections[-1]
+    assert "<td>59.80</td>" in text  # a paper cell
 
 
 def test_cli_puts_named_runs_into_the_chosen_paper_table(outputs: Path) -> None:

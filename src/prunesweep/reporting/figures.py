@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
+from matplotlib.axis import Axis
 from matplotlib.figure import Figure  # a bare Figure renders with Agg: no pyplot state, no window
+from matplotlib.ticker import Formatter, LogFormatterSciNotation
 
 from prunesweep.reporting.collect import EFFICIENCY_TASK, NOT_SET
 from prunesweep.reporting.tables import LOG_METRICS, OURS, PERCENT_METRICS, ROW_KEYS, STAGE_LABELS, Grid
@@ -40,6 +43,28 @@ def _lines(frame: pd.DataFrame, keys: list[str]) -> list[tuple[str, tuple[str, .
 def error(points: pd.DataFrame) -> pd.Series:
     """Each point's error bar: the seeds' std where several seeds were run, else the recorded stderr (or none)."""
     return points["std"].where(points["seeds"] > 1, points["stderr"])
+
+
+def plain(value: float) -> str:
+    """A tick value as a plain number: `12.5`, `250`, `40000` (never `1.25×10¹`)."""
+    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
+class PlainLogFormatter(Formatter):
+    """Log-axis tick labels as plain numbers, on the ticks matplotlib's log formatter would label."""
+
+    def __init__(self, minor: bool) -> None:
+        self.log = LogFormatterSciNotation(labelOnlyBase=not minor)
+
+    def set_axis(self, axis: Axis) -> None:
+        super().set_axis(axis)
+        self.log.set_axis(axis)
+
+    def set_locs(self, locs: Sequence[float]) -> None:
+        self.log.set_locs(locs)
+
+    def __call__(self, x: float, pos: int | None = None) -> str:
+        return plain(x) if self.log(x, pos) else ""
 
 
 def _file_name(column: str) -> str:
@@ -84,6 +109,8 @@ def _figure(grid: Grid, column: str, metric: str, panels: list) -> Figure:
             )
         if metric in LOG_METRICS:
             ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(PlainLogFormatter(minor=False))
+            ax.yaxis.set_minor_formatter(PlainLogFormatter(minor=True))
         ax.set_xlabel("pruning rate (requested)")
         ax.set_ylabel(f"{column} (%)" if scale == 100 else column)
         ours = any(points["source"].eq(OURS).any() for _, _, points in lines)

@@ -281,8 +281,11 @@ def _notes(spec: TableSpec, ours: pd.DataFrame, wide: pd.DataFrame) -> list[str]
             notes.append(
                 f"{column.label}: {NO_DATA_CELL}; this machine has no {column.task} data, so no run can measure it."
             )
-        elif column.label not in measured:
-            notes.append(f"{column.label}: not measured by any collected run.")
+    unmeasured = [c.label for c in spec.columns if c.label not in measured and c.task not in NO_OFFLINE_DATA]
+    if not measured:
+        notes.append("No collected run measured any column of this table.")
+    elif unmeasured:
+        notes.append(f"Not measured by any collected run: {', '.join(unmeasured)}.")
     theirs = wide[wide["source"] != OURS]
     if not theirs.empty:
         notes.append(
