@@ -319,6 +319,7 @@ def test_cells_that_differ_only_in_seed_are_mean_std_and_n(tmp_path: Path) -> No
     superseded = set(records.loc[records["superseded"], "run_dir"])
     assert superseded == {"runs/demo/l2_seed0"}  # a re-run with the same seeds replaces it; other seeds are kept
     pairs = within_noise(grid.long, grid.keys)
+    assert "Achieved sparsity" not in set(pairs["column"])  # counts are not noisy measurements
     (pair,) = pairs[(pairs["column"] == "boolq/acc") & (pairs["stage"] == "pruned")].itertuples()
     std = np.std([value(0.60, 0.2, "pruned", shift) for shift in SEED_SHIFTS.values()], ddof=1)
     assert pair.noise == pytest.approx((2 * std**2 / 3) ** 0.5) and not pair.within  # l2 and random: 0.1 apart

@@ -106,7 +106,8 @@ def _write_grid(grid: Grid, out: Path, stem: str) -> tuple[str, dict[str, bytes]
     for path, text in zip(files, (markdown, to_latex(grid), to_csv(grid)), strict=True):
         write_text(path, text)
     images = draw(grid, out / stem)
-    figures = [f"{out / stem}/{{{','.join(images)}}}.png"] if images else []
+    names = ",".join(images) if len(images) == 1 else f"{{{','.join(images)}}}"
+    figures = [f"{out / stem}/{names}.png"] if images else []
     return markdown, images, [*map(str, files), *figures]
 
 

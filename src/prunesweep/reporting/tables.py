@@ -238,13 +238,13 @@ def _noise_notes(wide: pd.DataFrame, sizes: dict[str, str]) -> list[str]:
 
 
 def within_noise(long: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """Every pair of our methods (variant and pruner options) at one rate, stage and model, per column: their values,
-    |diff|, combined noise and whether the difference is `within` it.
+    """Every pair of our methods (variant and pruner options) at one rate, stage and model, per measured column (not
+    the efficiency counts): their values, |diff|, combined noise and whether the difference is `within` it.
 
     A value's noise is the standard error of its mean: std / sqrt(n) over n > 1 seeds, else the stderr its run
     recorded (lm-eval tasks; perplexity has none). A pair is within noise when |a - b| <= sqrt(noise_a² + noise_b²);
     a pair where either value has no noise is not judged (left out)."""
-    ours = long[(long["source"] == OURS) & (long["stage"] != "dense")]
+    ours = long[(long["source"] == OURS) & (long["stage"] != "dense") & (long["task"] != EFFICIENCY_TASK)]
     details = [k for k in keys if k in DETAIL_KEYS]
     labels = ours[["variant", *details]].astype(str).itertuples(index=False)
     method = [" ".join(v for v in row if v != NOT_SET) for row in labels]
