@@ -8,9 +8,11 @@ import os
 import shutil
 import subprocess
 import sys
+from html import escape
 from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -20,7 +22,7 @@ from prunesweep.config.paths import experiments_dir
 from prunesweep.reporting import build, collect, load_reference, load_specs
 from prunesweep.reporting.collect import dedupe, tidy
 from prunesweep.reporting.figures import render
-from prunesweep.reporting.tables import MISSING_CELL, NO_DATA_CELL, NOT_STATED, display, to_markdown
+from prunesweep.reporting.tables import MISSING_CELL, NO_DATA_CELL, NOT_STATED, display, to_markdown, within_noise
 from prunesweep.util.errors import PrunesweepError
 
 EXPERIMENTS_DIR = experiments_dir()
@@ -51,9 +53,10 @@ def write_run(
     experiment: str | None = None,
     model: str = "smollm2_135m",
     pruner: dict | None = None,
+    seed: int | None = None,
 ) -> None:
     """One run folder as the runner leaves it: results.jsonl, config.json (with `pruner`), status.json."""
-    rows = records(method, importance, stages, tasks, shift, experiment, model)
+    rows = records(method, importance, stages, tasks, shift, experiment, model, seed)
     folder.mkdir(parents=True)
     (folder / "results.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
     (folder / "config.json").write_text(json.dumps({"pruner": pruner or {}}))
@@ -69,10 +72,14 @@ def records(
     shift: float = 0.0,
     experiment: str | None = None,
     model: str = "smollm2_135m",
+    seed: int | None = None,
 ) -> list[dict]:
-    """The records of one run as the runner writes them (perplexities with seq_len, tasks with num_fewshot)."""
+    """The records of one run as the runner writes them (perplexities with seq_len, tasks with num_fewshot); with a
+    `seed`, it seeds calibration and recovery too."""
     experiment = experiment or ("gholami_table3" if method == "magnitude" else "llm_pruner_table1")
     run = {"run_id": "r", "experiment": experiment, "model": model, "method": method}
+    if seed is not None:
+        run |= {"seed": seed, "calibration_seed": seed, "recovery_seed": seed}
     run |= {"importance": importance, "schedule": "oneshot", "recovery": "lora"}
     rows = []
     for step, rate, stage in stages:
@@ -80,7 +87,9 @@ def records(
         sizes = {"total_params": params, "nonzero_params": params, "achieved_sparsity": rate * 0.9}
         cell = {**run, **sizes, "step": step, "stage": stage, "requested_sparsity": rate}
         for (task, metric), base in tasks.items():
-            protocol = {"seq_len": 128} if metric in PPL_METRICS else {"num_fewshot": 0}
+            protocol = (
+                {"seq_len": 128, "limit": 4096} if metric in PPL_METRICS else {"num_fewshot": 0, "n_examples": 100}
+            )
             row = {"task": task, "metric": metric, "value": value(base, rate, stage, shift), "stderr": 0.01}
             rows.append({**cell, **protocol, **row})
     return rows
@@ -142,7 +151,7 @@ def test_task_without_offline_data_says_so(outputs: Path) -> None:
     grid = build(SPECS["gholami_table4"], collect(outputs).data, load_reference(Path("missing.csv")))
     shown = display(grid)
     assert set(shown["TriviaQA"]) == {NO_DATA_CELL}
-    assert shown["NQ-open"].iloc[-1] == f"{100 * value(0.02, 0.5, 'pruned', 0.0):.2f}"
+    assert shown["NQ-open"].iloc[-1] == f"{100 * value(0.02, 0.5, 'pruned', 0.0):.2f} ± 1.00"  # its recorded stderr
     assert NO_DATA_CELL in to_markdown(grid)
 
 
@@ -266,6 +275,83 @@ def test_missing_fields_and_unmeasured_columns_are_empty_cells() -> None:
         assert "(no rows)" in to_markdown(build(spec, tidy(pd.DataFrame()), load_reference(Path("missing.csv"))))
 
 
+SEED_SHIFTS = {0: 0.0, 1: 0.013, 2: -0.021}  # what each seed adds to every value of a run
+
+
+def seeded_runs(root: Path, experiment: str = "demo") -> None:
+    """l2 and random LLM-Pruner at 20% (pruned, recovered), three seeds each, plus a newer re-run of seed 0 of l2."""
+    stages = [(0, 0.0, "dense"), (1, 0.2, "pruned"), (1, 0.2, "recovered")]
+    for importance, offset in (("l2", 0.0), ("random", -0.1)):
+        for seed, shift in SEED_SHIFTS.items():
+            folder = root / "runs" / experiment / f"{importance}_seed{seed}"
+            write_run(
+                folder,
+                "llm_pruner",
+                importance,
+                stages,
+                LLM_PRUNER_TASKS,
+                shift + offset,
+                experiment=experiment,
+                seed=seed,
+            )
+    rerun = root / "runs" / experiment / "l2_seed0_again"
+    write_run(rerun, "llm_pruner", "l2", stages, LLM_PRUNER_TASKS, 0.0, 2_000_000.0, experiment, seed=0)
+
+
+def test_cells_that_differ_only_in_seed_are_mean_std_and_n(tmp_path: Path) -> None:
+    seeded_runs(tmp_path)
+    collection = collect(tmp_path)
+    grid = grids(collection, EXPERIMENTS_DIR, None)["demo"]
+    wide = grid.wide
+    for stage in ("pruned", "recovered"):
+        seeds = [value(0.60, 0.2, stage, shift) for shift in SEED_SHIFTS.values()]
+        row = wide[(wide["variant"] == "l2") & (wide["stage"] == stage)].iloc[0]
+        assert row["boolq/acc"] == pytest.approx(np.mean(seeds))
+        assert row["boolq/acc std"] == pytest.approx(np.std(seeds, ddof=1))
+        assert row["boolq/acc seeds"] == 3
+    dense = wide[wide["stage"] == "dense"]
+    assert len(dense) == 1 and dense["boolq/acc seeds"].tolist() == [1]  # a hub model's dense baseline has no seed
+    shown = display(grid)
+    l2 = shown[(shown["Method"] == "l2") & (shown["Tune"] == "w/o tune")]["boolq/acc"].iloc[0]
+    seeds = [100 * value(0.60, 0.2, "pruned", shift) for shift in SEED_SHIFTS.values()]
+    assert l2 == f"{np.mean(seeds):.2f} ± {np.std(seeds, ddof=1):.2f} (n=3)"
+    records = collection.records[collection.records["stage"] != "dense"]
+    superseded = set(records.loc[records["superseded"], "run_dir"])
+    assert superseded == {"runs/demo/l2_seed0"}  # a re-run with the same seeds replaces it; other seeds are kept
+    pairs = within_noise(grid.long, grid.keys)
+    assert "Achieved sparsity" not in set(pairs["column"])  # counts are not noisy measurements
+    (pair,) = pairs[(pairs["column"] == "boolq/acc") & (pairs["stage"] == "pruned")].itertuples()
+    std = np.std([value(0.60, 0.2, "pruned", shift) for shift in SEED_SHIFTS.values()], ddof=1)
+    assert pair.noise == pytest.approx((2 * std**2 / 3) ** 0.5) and not pair.within  # l2 and random: 0.1 apart
+    (ax,) = render(grid)["boolq_acc"].axes
+    bars = {round(seg[1][1] - seg[0][1], 6) for bar in ax.collections for seg in bar.get_segments()}
+    assert round(2 * np.std(seeds, ddof=1), 6) in bars  # l2 w/o tune at 20%: mean ± the seeds' std
+    assert round(2 * 100 * 0.01, 6) in bars  # the dense point (one run): ± its recorded stderr
+
+
+def test_methods_at_one_rate_are_marked_within_noise_only_where_their_difference_is(tmp_path: Path) -> None:
+    stages = [(0, 0.0, "dense"), (1, 0.2, "pruned")]
+    for importance, shift in (("l2", 0.0), ("random", 0.012), ("element1", 0.1)):  # each value's stderr: 0.01
+        write_run(
+            tmp_path / importance, "llm_pruner", importance, stages, {("boolq", "acc"): 0.6}, shift, experiment="demo"
+        )
+    grid = grids(collect(tmp_path), EXPERIMENTS_DIR, None)["demo"]
+    pairs = within_noise(grid.long, grid.keys).set_index(["method_a", "method_b"])
+    assert pairs.loc[("l2", "random"), "noise"] == pytest.approx(0.01 * 2**0.5)
+    assert pairs.loc[("l2", "random"), "within"]  # |diff| 0.012 <= 0.0141
+    assert not pairs.loc[("element1", "l2"), "within"] and not pairs.loc[("element1", "random"), "within"]
+    assert "Within noise (|diff| ≤ combined standard error) at 20% w/o tune: boolq/acc l2 ≈ random." in grid.notes
+    assert not any("element1 ≈" in note for note in grid.notes)
+    assert "Data behind each of our values: boolq/acc n=100 examples." in grid.notes
+    shown = display(grid).set_index("Method")
+    assert shown.loc["l2", "boolq/acc"] == f"{100 * value(0.6, 0.2, 'pruned', 0.0):.2f} ± 1.00"  # its stderr
+
+
+def test_each_metric_says_how_much_data_its_values_saw(outputs: Path) -> None:
+    sizes = grids(collect(outputs), EXPERIMENTS_DIR, None)["llm_pruner_table1"].sizes
+    assert sizes["WikiText2 ↓"] == "≤4096 tokens" and sizes["BoolQ"] == "n=100 examples"
+
+
 def test_figures_keep_labels_inside_and_share_axes_only_for_one_protocol(outputs: Path, tmp_path: Path) -> None:
     (tmp_path / "reference.csv").write_text(REFERENCE)
     grid = build(SPECS["llm_pruner_table1"], collect(outputs).data, load_reference(tmp_path / "reference.csv"))
@@ -281,9 +367,14 @@ def test_figures_keep_labels_inside_and_share_axes_only_for_one_protocol(outputs
             for artist in (ax.yaxis.label, ax.xaxis.label, ax.get_legend()):
                 box = artist.get_window_extent(renderer)
                 assert box.x0 >= 0 and box.y0 >= 0 and box.x1 <= fig.bbox.x1 and box.y1 <= fig.bbox.y1, ax.get_ylabel()
+    (log_ax,) = figures["wikitext2"].axes  # perplexity 10 to 20: log axis within one decade
+    FigureCanvasAgg(figures["wikitext2"]).draw()
+    ticks = [t.get_text() for t in log_ax.get_yticklabels(minor=False) + log_ax.get_yticklabels(minor=True)]
+    shown = [t for t in ticks if t]
+    assert log_ax.get_yscale() == "log" and shown and all(float(t) > 0 for t in shown), ticks  # no 1.25×10¹
     grid.long.loc[grid.long["source"] == "paper", "protocol"] = "seq 4096"
     split = render(grid)["boolq"].axes
-    assert [ax.get_title() for ax in split] == ["protocol: 0-shot", "protocol: seq 4096"]
+    assert [ax.get_title() for ax in split] == ["protocol: 0-shot; ours: n=100 examples", "protocol: seq 4096"]
     assert [len(ax.get_lines()) for ax in split] == [4, 1]  # l2/random x pruned/recovered; the paper's l2
 
 
@@ -318,13 +409,20 @@ def test_cli_writes_all_tables_figures_and_a_self_contained_page_without_torch(o
     done = run_cli(str(outputs), "--html", str(page), "--experiments-dir", str(tmp_path / "experiments"))
     assert done.returncode == 0, done.stderr
     out = outputs / "tables"
-    names = [*SPECS, "smoke"]
-    for name in names:
+    for name in [*SPECS, "smoke"]:  # files for every table, also those no run of ours measured
         for suffix in (".md", ".tex", ".csv"):
             assert (out / f"{name}{suffix}").stat().st_size > 0
-    for name in SPECS:
-        assert f"### {SPECS[name].title}" in done.stdout
-    assert "### Experiment smoke: every measured metric by pruning rate" in done.stdout
+    names = ["smoke", "gholami_table3", "llm_pruner_table1"]  # the user's experiment first, then measured grids
+    idle = sorted(set(SPECS) - set(names))
+    assert done.stdout.startswith("### Experiment smoke: every measured metric by pruning rate")
+    starts = [done.stdout.index(f"### {SPECS[name].title}\n") for name in names[1:]]
+    assert starts == sorted(starts)
+    assert all(f"### {SPECS[name].title}\n" not in done.stdout for name in idle)
+    summary = f"Paper tables no collected run measured (reference rows only, in {out}/<name>.md): {', '.join(idle)}."
+    assert done.stdout.count("Paper tables no collected run measured") == 1 and summary in done.stdout
+    files = done.stdout[done.stdout.index("Files written:") :].splitlines()[1:]
+    assert f"  {out / 'smoke.md'}" in files and f"  {page}" in files and f"  {out / 'report.md'}" in files
+    assert (out / "report.md").read_text().startswith("### Experiment smoke")
     assert (out / "llm_pruner_table1" / "boolq.png").read_bytes()[:4] == b"\x89PNG"
     assert (out / "gholami_table3" / "lambada_ppl.png").is_file()
     assert (out / "smoke" / "wikitext2_ppl.png").is_file()
@@ -341,9 +439,11 @@ def test_cli_writes_all_tables_figures_and_a_self_contained_page_without_torch(o
     assert parsed.tags.count("table") == len(names)
     figures = sum(1 for name in names for _ in (out / name).glob("*.png"))
     assert parsed.tags.count("img") == figures > 0
-    for name in names:
-        assert f'<section id="{name}">' in text
-    assert "Ma et al. 2023 (LLM-Pruner), Table 6: aggregation" in text and "<td>59.80</td>" in text  # a paper cell
+    sections = [text.index(f'<section id="{name}"><h2>') for name in names]
+    assert sections == sorted(sections)  # the user's experiment before the paper grids
+    assert text.count('<div class="scroll"><table>') == len(names) and "overflow-x: auto" in text
+    assert escape(summary) in text and text.index(escape(summary)) > sections[-1]
+    assert "<td>59.80</td>" in text  # a paper cell
 
 
 def test_cli_puts_named_runs_into_the_chosen_paper_table(outputs: Path) -> None:

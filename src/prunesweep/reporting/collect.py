@@ -25,7 +25,10 @@ DETAIL_KEYS = ("mode", "aggregation", "grouping", "pattern", "calibration_mode")
 RUNNER = "runner"
 # What makes two measurements the same table cell; the dense baseline is one cell per model.
 CELL_KEY = ["model", "method", "importance", *DETAIL_KEYS, "schedule", "recovery", "rate", "stage", "evaluator"]
-KEY = [*CELL_KEY, "task", "metric"]
+# Settings that only re-draw randomness: runs of one cell that differ in them are repeats, aggregated by the tables
+# (mean, std, n); a re-run with the same seeds supersedes the older one.
+SEED_KEYS = ["seed", "calibration_seed", "recovery_seed"]
+KEY = [*CELL_KEY, *SEED_KEYS, "task", "metric"]
 SKIP_DIRS = {"checkpoints", "wandb"}
 NOT_SET = "-"
 UNNAMED = "unnamed"  # experiment of records that carry no experiment name
@@ -54,7 +57,7 @@ class Collection:
     @property
     def superseded(self) -> int:
         """How many (run, cell) measurements a newer run replaced."""
-        return len(self.records.loc[self.records["superseded"], ["run_dir", *CELL_KEY]].drop_duplicates())
+        return len(self.records.loc[self.records["superseded"], ["run_dir", *CELL_KEY, *SEED_KEYS]].drop_duplicates())
 
 
 def find_results(root: Path) -> list[Path]:
@@ -154,13 +157,35 @@ def _method_label(data: pd.DataFrame) -> pd.Series:
     return data["method"].mask(owl, data["method"].map(lambda m: "owl" if m == "wanda" else f"owl+{m}"))
 
 
+def _seeds(data: pd.DataFrame) -> pd.DataFrame:
+    """The SEED_KEYS as strings (NOT_SET where unrecorded), each kept only where it can change the measurement: a
+    dense row keeps `seed` for a random-initialised model alone, a pruned row of step 1 (no recovery before it) has
+    no recovery seed."""
+    seeds = data[SEED_KEYS].apply(lambda c: pd.to_numeric(c).astype("Int64").astype(str).replace("<NA>", NOT_SET))
+    dense = data["stage"] == "dense"
+    seeds.loc[dense, ["calibration_seed", "recovery_seed"]] = NOT_SET
+    seeds.loc[dense & ~data["model_source"].astype(str).str.startswith("random:"), "seed"] = NOT_SET
+    seeds.loc[(data["stage"] == "pruned") & (pd.to_numeric(data["step"]) <= 1), "recovery_seed"] = NOT_SET
+    return seeds
+
+
 def tidy(raw: pd.DataFrame) -> pd.DataFrame:
     """Normalise raw records: rate column, dense rows as one baseline per model, per-stage fields as metrics."""
     if raw.empty:
-        return pd.DataFrame(columns=[*KEY, "value", "protocol", "run_dir", "mtime", "state", "experiment"])
+        return pd.DataFrame(columns=[*KEY, "value", "stderr", "protocol", "run_dir", "mtime", "state", "experiment"])
     raw = raw.copy()
     labels = ["importance", *DETAIL_KEYS, "schedule", "recovery"]
-    for column in (*labels, "experiment", "stderr", "checkpoint_bytes", "seq_len", "num_fewshot", "evaluator"):
+    optional = (
+        "experiment",
+        "stderr",
+        "checkpoint_bytes",
+        "seq_len",
+        "num_fewshot",
+        "evaluator",
+        "model_source",
+        "step",
+    )
+    for column in (*labels, *SEED_KEYS, *optional):
         if column not in raw:
             raw[column] = None
     raw["evaluator"] = raw["evaluator"].fillna(RUNNER)
@@ -172,6 +197,7 @@ def tidy(raw: pd.DataFrame) -> pd.DataFrame:
     data.loc[dense, labels] = NOT_SET
     data.loc[dense, "rate"] = 0.0
     data[labels] = data[labels].fillna(NOT_SET).astype(str)
+    data[SEED_KEYS] = _seeds(data)
     data["experiment"] = data["experiment"].fillna(UNNAMED)
     data["value"] = pd.to_numeric(data["value"], errors="coerce")
     data["protocol"] = _protocol(data)

@@ -1,16 +1,19 @@
 """Rate-vs-metric line plots like the papers' figures: one PNG per table column, one line per method and stage.
 
-Ours are drawn solid, the papers' dashed. Lines share axes only where they were measured the same way (protocol,
+Ours are drawn solid, the papers' dashed; error bars are the seeds' std (several seeds) or the recorded stderr. Lines share axes only where they were measured the same way (protocol,
 e.g. `seq 128` or `0-shot`); each other protocol gets a panel of its own."""
 
 from __future__ import annotations
 
 import io
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
+from matplotlib.axis import Axis
 from matplotlib.figure import Figure  # a bare Figure renders with Agg: no pyplot state, no window
+from matplotlib.ticker import Formatter, LogFormatterSciNotation
 
 from prunesweep.reporting.collect import EFFICIENCY_TASK, NOT_SET
 from prunesweep.reporting.tables import LOG_METRICS, OURS, PERCENT_METRICS, ROW_KEYS, STAGE_LABELS, Grid
@@ -35,6 +38,33 @@ def _lines(frame: pd.DataFrame, keys: list[str]) -> list[tuple[str, tuple[str, .
             label = f"{named['source']} ({named['model']}): {label}"
         lines.append((label, (named["variant"], *extras), pd.concat([start, points]).sort_values("rate")))
     return lines
+
+
+def error(points: pd.DataFrame) -> pd.Series:
+    """Each point's error bar: the seeds' std where several seeds were run, else the recorded stderr (or none)."""
+    return points["std"].where(points["seeds"] > 1, points["stderr"])
+
+
+def plain(value: float) -> str:
+    """A tick value as a plain number: `12.5`, `250`, `40000` (never `1.25×10¹`)."""
+    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
+class PlainLogFormatter(Formatter):
+    """Log-axis tick labels as plain numbers, on the ticks matplotlib's log formatter would label."""
+
+    def __init__(self, minor: bool) -> None:
+        self.log = LogFormatterSciNotation(labelOnlyBase=not minor)
+
+    def set_axis(self, axis: Axis) -> None:
+        super().set_axis(axis)
+        self.log.set_axis(axis)
+
+    def set_locs(self, locs: Sequence[float]) -> None:
+        self.log.set_locs(locs)
+
+    def __call__(self, x: float, pos: int | None = None) -> str:
+        return plain(x) if self.log(x, pos) else ""
 
 
 def _file_name(column: str) -> str:
@@ -74,11 +104,18 @@ def _figure(grid: Grid, column: str, metric: str, panels: list) -> Figure:
                 marker=MARKERS.get(last["stage"], "s"),
                 label=label,
             )
+            ax.errorbar(
+                points["rate"], points["value"] * scale, yerr=error(points) * scale, fmt="none", ecolor=colours[key]
+            )
         if metric in LOG_METRICS:
             ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(PlainLogFormatter(minor=False))
+            ax.yaxis.set_minor_formatter(PlainLogFormatter(minor=True))
         ax.set_xlabel("pruning rate (requested)")
         ax.set_ylabel(f"{column} (%)" if scale == 100 else column)
-        ax.set_title(f"protocol: {'not stated' if protocol == NOT_SET else protocol}", fontsize="small")
+        ours = any(points["source"].eq(OURS).any() for _, _, points in lines)
+        size = f"; ours: {grid.sizes[column]}" if ours and column in grid.sizes else ""
+        ax.set_title(f"protocol: {'not stated' if protocol == NOT_SET else protocol}{size}", fontsize="small")
         ax.grid(alpha=0.3)
         ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False)
     fig.suptitle(f"{grid.spec.name}: {column}")

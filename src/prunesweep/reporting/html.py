@@ -16,6 +16,7 @@ th, td { border: 1px solid #ccc; padding: 0.2em 0.5em; text-align: right; white-
 th { background: #f3f3f3; }
 tr.theirs td { color: #555; font-style: italic; }
 img { max-width: 100%; margin: 0.5em 0; display: block; }
+div.scroll { overflow-x: auto; max-width: 100%; }
 """
 
 
@@ -32,7 +33,10 @@ def _table(grid: Grid) -> str:
 
 def _section(name: str, title: str, table: str, notes: list[str], figures: str = "") -> str:
     items = "".join(f"<li>{html.escape(note)}</li>" for note in notes)
-    return f'<section id="{html.escape(name)}"><h2>{html.escape(title)}</h2>{table}<ul>{items}</ul>{figures}</section>'
+    return (
+        f'<section id="{html.escape(name)}"><h2>{html.escape(title)}</h2><div class="scroll">{table}</div>'
+        f"<ul>{items}</ul>{figures}</section>"
+    )
 
 
 def section(name: str, grid: Grid, images: dict[str, bytes]) -> str:
@@ -49,11 +53,12 @@ def frame_section(name: str, title: str, shown: pd.DataFrame, notes: list[str]) 
     return _section(name, title, shown.to_html(index=False, border=0), notes)
 
 
-def page(title: str, sections: dict[str, str]) -> str:
-    """The whole page: a contents list (in-page links) and the sections in order."""
+def page(title: str, sections: dict[str, str], footer: list[str]) -> str:
+    """The whole page: a contents list (in-page links), the sections in order, then the `footer` lines."""
     contents = "".join(f'<li><a href="#{html.escape(name)}">{html.escape(name)}</a></li>' for name in sections)
+    lines = "".join(f"<p>{html.escape(line)}</p>" for line in footer)
     return (
         f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
         f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1><ul>{contents}</ul>"
-        f"{''.join(sections.values())}</body></html>\n"
+        f"{''.join(sections.values())}{lines}</body></html>\n"
     )

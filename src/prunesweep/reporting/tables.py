@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from prunesweep.evaluation.tasks import NO_OFFLINE_DATA
-from prunesweep.reporting.collect import DETAIL_KEYS, EFFICIENCY_TASK, NOT_SET
+from prunesweep.reporting.collect import DETAIL_KEYS, EFFICIENCY_TASK, NOT_SET, SEED_KEYS
 from prunesweep.util.errors import PrunesweepError
 
 OURS = "ours"
@@ -28,6 +28,8 @@ REFERENCE_COLUMNS = ["source", "model", "method", "importance", "rate", "stage",
 OPTIONAL_REFERENCE_COLUMNS = ["importance", *DETAIL_KEYS, "protocol"]
 AVERAGE = "Average"
 AVERAGE_TASK = "average"  # reference.csv rows with task `average`, metric `acc`: the paper's printed average
+# Per cell beside its value: the seeds' sample std, how many seeds, the recorded stderr (lm-eval tasks).
+NOISE_FIELDS = ("std", "seeds", "stderr")
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,7 @@ class Grid:
     wide: pd.DataFrame  # row keys + one column per label (raw values; accuracies as fractions)
     keys: list[str]
     notes: list[str]
+    sizes: dict[str, str] = field(default_factory=dict)  # per column label: how much data each of our values saw
 
 
 def load_reference(path: Path) -> pd.DataFrame:
@@ -140,40 +143,134 @@ def _protocols(long: pd.DataFrame, keys: list[str]) -> pd.Series:
     return long.groupby(keys, dropna=False, sort=False)["protocol"].agg(join).rename("protocol")
 
 
-def _average(wide: pd.DataFrame, long: pd.DataFrame, spec: TableSpec, keys: list[str]) -> pd.DataFrame:
-    """Our rows' mean over the spec's average columns (all measured); reference rows keep the average as printed."""
-    printed = wide[AVERAGE] if AVERAGE in wide else float("nan")
-    ours = wide["source"] == OURS
-    wide[AVERAGE] = wide[list(spec.average)].mean(axis=1, skipna=False).where(ours, printed)
-    averaged = long[long["column"].isin(spec.average)]
-    mean = wide.loc[ours & wide[AVERAGE].notna(), [*keys, AVERAGE]].rename(columns={AVERAGE: "value"})
+def _average(ours: pd.DataFrame, spec: TableSpec, keys: list[str]) -> pd.DataFrame:
+    """Per row and seed, our mean over the spec's average columns (all measured), its stderr propagated from theirs
+    (sqrt of the summed squares over the count; none unless all have one)."""
+    averaged = ours[ours["column"].isin(spec.average)]
+    per_seed = averaged.groupby([*keys, *SEED_KEYS], dropna=False, sort=False)
+    mean = per_seed.agg(
+        value=("value", lambda v: v.mean() if v.notna().sum() == len(spec.average) else float("nan")),
+        stderr=("stderr", lambda e: (e**2).sum() ** 0.5 / len(e) if e.notna().all() else float("nan")),
+    ).reset_index()
     mean = mean.merge(_protocols(averaged, keys).reset_index(), on=keys, how="left")
-    return mean.assign(column=AVERAGE, task=AVERAGE_TASK, metric="acc")
+    return mean.dropna(subset=["value"]).assign(column=AVERAGE, task=AVERAGE_TASK, metric="acc")
+
+
+def aggregate(ours: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """One row per cell and column over the runs that differ only in SEED_KEYS: the mean `value`, the sample `std`
+    (ddof=1; none for one seed), `seeds` (how many) and `stderr` (mean of the seeds' recorded stderr)."""
+    cells = ours.groupby([*keys, "column", "task", "metric", "protocol"], dropna=False, sort=False)
+    return cells.agg(
+        value=("value", "mean"), std=("value", "std"), seeds=("value", "count"), stderr=("stderr", "mean")
+    ).reset_index()
+
+
+def noise_column(label: str, field: str) -> str:
+    """The wide column that holds `field` (one of NOISE_FIELDS) of column `label`, e.g. `BoolQ std`."""
+    return f"{label} {field}"
 
 
 def build(spec: TableSpec, data: pd.DataFrame, reference: pd.DataFrame) -> Grid:
-    """Pivot our cells and the paper's into the spec's grid: rows rate x method x stage x source, one column per task."""
+    """Pivot our cells (aggregated over seeds) and the paper's into the spec's grid: rows rate x method x stage x
+    source, one column per task, plus its NOISE_FIELDS columns."""
     ours = _select(data, spec, spec.columns, all_dense=not spec.methods).assign(source=OURS)
     printed = (Column(AVERAGE_TASK, "acc", AVERAGE),) if spec.average else ()
     ref = _select(reference, spec, (*spec.columns, *printed), all_dense=True)
     both = pd.concat([ours, ref], ignore_index=True).astype({"rate": float})  # an empty side must not make it object
     keys = ROW_KEYS + [k for k in OPTIONAL_KEYS if _differs(ours, k)]
     keys += [k for k in DETAIL_KEYS if k in spec.keys or _differs(ours, k) or _differs(both, k, stated_only=True)]
-    long = both[[*keys, "column", "task", "metric", "protocol", "value"]]
+    runs = both[both["source"] == OURS]
+    if spec.average and not runs.empty:
+        runs = pd.concat([runs, _average(runs, spec, keys)], ignore_index=True)
+    theirs = both[both["source"] != OURS].assign(std=float("nan"), seeds=float("nan"), stderr=float("nan"))
+    long = pd.concat([aggregate(runs, keys), theirs], ignore_index=True).astype({"rate": float})
+    long = long[[*keys, "column", "task", "metric", "protocol", "value", *NOISE_FIELDS]]
     labels = [c.label for c in spec.columns] + ([AVERAGE] if spec.average else [])
+    noise = [noise_column(label, field) for label in labels for field in NOISE_FIELDS]
     if long.empty:
-        wide = pd.DataFrame(columns=[*keys, "protocol", *labels])
+        wide = pd.DataFrame(columns=[*keys, "protocol", *labels, *noise])
     else:
-        wide = long.pivot(index=keys, columns="column", values="value").reindex(columns=labels).reset_index()
-        if spec.average:
-            long = pd.concat([long, _average(wide, long, spec, keys)], ignore_index=True)
+        pivot = long.pivot(index=keys, columns="column", values=["value", *NOISE_FIELDS])
+        pivot.columns = [label if field == "value" else noise_column(label, field) for field, label in pivot.columns]
+        wide = pivot.reindex(columns=[*labels, *noise]).reset_index()
         wide = wide.merge(_protocols(long, keys).reset_index(), on=keys, how="left")
     order = wide.assign(
         _dense=wide["variant"] != "dense", _stage=wide["stage"].map(STAGE_ORDER), _theirs=wide["source"] != OURS
     ).sort_values(["rate", "_dense", "variant", *keys[len(ROW_KEYS) :], "_stage", "_theirs", "source", "model"])
     wide = order.drop(columns=["_dense", "_stage", "_theirs"]).reset_index(drop=True)
-    wide = wide.reindex(columns=[*keys, "protocol", *labels])
-    return Grid(spec, long, wide, keys, _notes(spec, ours, wide))
+    wide = wide.reindex(columns=[*keys, "protocol", *labels, *noise])
+    sizes = _sizes(ours)
+    notes = [*_notes(spec, ours, wide), *_noise_notes(wide, sizes), *_within_notes(within_noise(long, keys))]
+    return Grid(spec, long, wide, keys, notes, sizes)
+
+
+def _counts(values: pd.Series) -> str:
+    counts = sorted({int(v) for v in values.dropna()})
+    return f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
+
+
+def _sizes(ours: pd.DataFrame) -> dict[str, str]:
+    """Per measured column, the examples behind each value (`n=100 examples`; a range where runs differ) or, for
+    perplexity, its token cap (`≤16384 tokens`; `all tokens` without one); `n not recorded` where runs lack it."""
+    sizes = {}
+    for label, part in ours[ours["task"] != EFFICIENCY_TASK].groupby("column", sort=False):
+        if part["metric"].isin(LOG_METRICS).all() and "limit" in part:
+            sizes[label] = f"≤{_counts(part['limit'])} tokens" if part["limit"].notna().all() else "all tokens"
+        elif "n_examples" in part and part["n_examples"].notna().any():
+            sizes[label] = f"n={_counts(part['n_examples'])} examples"
+        else:
+            sizes[label] = "n not recorded"
+    return sizes
+
+
+def _noise_notes(wide: pd.DataFrame, sizes: dict[str, str]) -> list[str]:
+    notes = []
+    if sizes:
+        notes.append(
+            "Data behind each of our values: " + ", ".join(f"{label} {size}" for label, size in sizes.items()) + "."
+        )
+    if (wide["source"] == OURS).any():
+        notes.append(
+            "Our cells: `mean ± std (n=k)` over k seeds (sample std); one seed: `value ± stderr` as its run recorded "
+            "it (lm-eval tasks), the bare value where none was recorded (perplexity, counts)."
+        )
+    return notes
+
+
+def within_noise(long: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Every pair of our methods (variant and pruner options) at one rate, stage and model, per measured column (not
+    the efficiency counts): their values, |diff|, combined noise and whether the difference is `within` it.
+
+    A value's noise is the standard error of its mean: std / sqrt(n) over n > 1 seeds, else the stderr its run
+    recorded (lm-eval tasks; perplexity has none). A pair is within noise when |a - b| <= sqrt(noise_a² + noise_b²);
+    a pair where either value has no noise is not judged (left out)."""
+    ours = long[(long["source"] == OURS) & (long["stage"] != "dense") & (long["task"] != EFFICIENCY_TASK)]
+    details = [k for k in keys if k in DETAIL_KEYS]
+    labels = ours[["variant", *details]].astype(str).itertuples(index=False)
+    method = [" ".join(v for v in row if v != NOT_SET) for row in labels]
+    noise = (ours["std"] / ours["seeds"] ** 0.5).where(ours["seeds"] > 1, ours["stderr"])
+    ours = ours.assign(method=method, noise=noise).dropna(subset=["value", "noise"])
+    group = [k for k in keys if k not in {"variant", *details}] + ["column"]
+    pairs = ours.merge(ours, on=group, suffixes=("_a", "_b"))
+    pairs = pairs[pairs["method_a"] < pairs["method_b"]]
+    diff = (pairs["value_a"] - pairs["value_b"]).abs()
+    combined = (pairs["noise_a"] ** 2 + pairs["noise_b"] ** 2) ** 0.5
+    pairs = pairs.assign(diff=diff, noise=combined, within=diff <= combined)
+    return pairs[[*group, "method_a", "method_b", "value_a", "value_b", "diff", "noise", "within"]].reset_index(
+        drop=True
+    )
+
+
+def _within_notes(pairs: pd.DataFrame) -> list[str]:
+    """One note per rate, stage and model naming the pairs within noise (`a ≈ b`) per column."""
+    within = pairs[pairs["within"]]
+    several = within["model"].nunique() > 1
+    notes = []
+    for (rate, stage, model), found in within.groupby(["rate", "stage", "model"], sort=True):
+        where = f"{100 * rate:g}% {STAGE_LABELS[stage]}" + (f" ({model})" if several else "")
+        marks = ", ".join(f"{r.column} {r.method_a} ≈ {r.method_b}" for r in found.itertuples())
+        notes.append(f"Within noise (|diff| ≤ combined standard error) at {where}: {marks}.")
+    return notes
 
 
 def _notes(spec: TableSpec, ours: pd.DataFrame, wide: pd.DataFrame) -> list[str]:
@@ -184,8 +281,11 @@ def _notes(spec: TableSpec, ours: pd.DataFrame, wide: pd.DataFrame) -> list[str]
             notes.append(
                 f"{column.label}: {NO_DATA_CELL}; this machine has no {column.task} data, so no run can measure it."
             )
-        elif column.label not in measured:
-            notes.append(f"{column.label}: not measured by any collected run.")
+    unmeasured = [c.label for c in spec.columns if c.label not in measured and c.task not in NO_OFFLINE_DATA]
+    if not measured:
+        notes.append("No collected run measured any column of this table.")
+    elif unmeasured:
+        notes.append(f"Not measured by any collected run: {', '.join(unmeasured)}.")
     theirs = wide[wide["source"] != OURS]
     if not theirs.empty:
         notes.append(
@@ -224,6 +324,15 @@ def _format(metric: str, value: float) -> str:
     return f"{value:.2f}"
 
 
+def _cell(metric: str, value: float, std: float, seeds: float, stderr: float) -> str:
+    """A value as printed: `mean ± std (n=seeds)` over several seeds, else `value ± stderr` where one was recorded."""
+    if pd.isna(value):
+        return MISSING_CELL
+    if seeds > 1:
+        return f"{_format(metric, value)} ± {_format(metric, std)} (n={int(seeds)})"
+    return _format(metric, value) + ("" if pd.isna(stderr) else f" ± {_format(metric, stderr)}")
+
+
 def display(grid: Grid) -> pd.DataFrame:
     """The grid as strings, the way the paper prints it (percentages, B/G suffixes, n/a notes)."""
     metric_of = {c.label: c.metric for c in grid.spec.columns} | {AVERAGE: "acc"}  # an average of accuracies
@@ -242,7 +351,16 @@ def display(grid: Grid) -> pd.DataFrame:
     for label, metric in metric_of.items():
         if label not in grid.wide:
             continue
-        cells = grid.wide[label].map(lambda value, metric=metric: _format(metric, value))
+        cells = pd.Series(
+            [
+                _cell(metric, *values)
+                for values in grid.wide[[label, *(noise_column(label, f) for f in NOISE_FIELDS)]].itertuples(
+                    index=False
+                )
+            ],
+            index=grid.wide.index,
+            dtype=object,
+        )
         unmeasurable = (grid.wide["source"] == OURS) & grid.wide[label].isna() & (label in no_data)
         shown[label] = cells.mask(unmeasurable, NO_DATA_CELL)
     return shown

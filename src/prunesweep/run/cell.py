@@ -60,6 +60,8 @@ def cell_fields(cfg: DictConfig, plan: RunPlan, output_dir: Path, cell_hash: str
         "target_rate": cfg.pruner.rate,
         "schedule": cfg.schedule.kind,
         "recovery": cfg.recovery.kind,
+        "seed": cfg.seed,
+        **({"recovery_seed": cfg.recovery.seed} if cfg.recovery.kind != "none" else {}),
         "lm_eval_version": plan.inputs["code"]["lm_eval"],
     }
 
