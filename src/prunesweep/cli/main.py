@@ -54,6 +54,7 @@ def app(cfg: DictConfig) -> bool | float:
         if trial:
             search.check_search(cfg.search, cfg.benchmark)
         from prunesweep.run.cell import run  # heavy imports (lm-eval, peft) only after the settings are checked
+
         rows = run(cfg, output_dir, plan)
         if trial:
             return search.finish_trial(rows, cfg, output_dir, hydra_cfg.job.num)

@@ -114,14 +114,7 @@ def architecture_config(cfg: ModelConfig, cache_dir: str | Path) -> PretrainedCo
     check_model_config(cfg)
     if cfg.source == "random":
         return _random_config(cfg, byte_level_tokenizer())
-    folder = _gguf_folder(cfg, Path(cache_dir)) if cfg.source == "gguf_package" else cfg.path
-    kwargs = {"revision": cfg.revision} if cfg.source == "hf" else {}
-    try:
-        return AutoConfig.from_pretrained(
-            folder, local_files_only=True, trust_remote_code=cfg.trust_remote_code, **kwargs
-        )
-    except (OSError, ValueError):  # not on disk yet, or a custom architecture: the load itself decides
-        return None
+    return _from_disk(AutoConfig, cfg, cache_dir)
 
 
 def local_tokenizer(cfg: ModelConfig, cache_dir: str | Path) -> PreTrainedTokenizerBase | None:
@@ -129,12 +122,16 @@ def local_tokenizer(cfg: ModelConfig, cache_dir: str | Path) -> PreTrainedTokeni
     check_model_config(cfg)
     if cfg.source == "random":
         return byte_level_tokenizer()
+    return _from_disk(AutoTokenizer, cfg, cache_dir)
+
+
+def _from_disk(auto: type, cfg: ModelConfig, cache_dir: str | Path):
+    """`auto.from_pretrained` on the local files of a non-random model, or None where they are not on disk yet
+    (or a custom architecture: the load itself decides)."""
     folder = _gguf_folder(cfg, Path(cache_dir)) if cfg.source == "gguf_package" else cfg.path
     kwargs = {"revision": cfg.revision} if cfg.source == "hf" else {}
     try:
-        return AutoTokenizer.from_pretrained(
-            folder, local_files_only=True, trust_remote_code=cfg.trust_remote_code, **kwargs
-        )
+        return auto.from_pretrained(folder, local_files_only=True, trust_remote_code=cfg.trust_remote_code, **kwargs)
     except (OSError, ValueError):
         return None
 

@@ -67,8 +67,8 @@ def check_same_tokenizer(student: PreTrainedTokenizerBase, teacher: PreTrainedTo
 
 
 def load_teacher(cfg: DictConfig, student_tokenizer: PreTrainedTokenizerBase, source: tuple[str, str]) -> Teacher:
-    """The frozen teacher in eval mode, without grad, in the run's dtype; `source` = its (origin, hash)."""
+    """The teacher in the run's dtype (frozen by the distillation loss); `source` = its (origin, hash)."""
     loaded = load_model(teacher_model_config(cfg), cfg.paths.cache_dir, seed=cfg.seed)
     if cfg.recovery.distill.teacher is not None:
         check_same_tokenizer(student_tokenizer, loaded.tokenizer, cfg.recovery.distill.teacher)
-    return Teacher(loaded.model.eval().requires_grad_(False), *source)
+    return Teacher(loaded.model, *source)
