@@ -11,7 +11,7 @@ from prunesweep.evaluation.suite import evaluate
 from prunesweep.run.cell import run
 from prunesweep.store.checkpoint import load_checkpoint
 from prunesweep.store.results import RESULTS_FILE, read_results
-from tests.compose import compose_config
+from tests.compose import compose_config, settings_error
 
 REQUIRED_FIELDS = {
     "run_id", "config_hash", "experiment", "model", "method", "step", "stage", "requested_sparsity",
@@ -82,22 +82,30 @@ def test_wandb_offline_run_written(smoke_run):
     ("override", "message"),
     [
         ("pruner.rate=1.5", "pruner.rate=1.5 must be in [0, 1)"),
-        ("benchmark.tasks=[no_such_task]", "no_such_task"),
-        ("paths.data_dir=/nonexistent/data", "does not exist"),
-        ("paths.data_dir={tmp}", "data file for 'wikitext2' not found"),
         ("model=llama_7b model.path=/nonexistent/model", "does not exist"),
     ],
 )
-def test_bad_inputs_fail_fast_with_one_line(tmp_path, override, message):
+def test_bad_inputs_fail_fast_with_one_line_on_the_command_line(tmp_path, override, message):
     proc = subprocess.run(
-        [sys.executable, "-m", "prunesweep", "experiment=smoke", *override.format(tmp=tmp_path).split(),
-         f"hydra.run.dir={tmp_path}/run"],
+        [sys.executable, "-m", "prunesweep", "experiment=smoke", *override.split(), f"hydra.run.dir={tmp_path}/run"],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert proc.returncode == 2
     errors = [line for line in proc.stderr.splitlines() if line.startswith("prunesweep: error:")]
     assert len(errors) == 1 and message in errors[0]
-    assert not (tmp_path / "run" / RESULTS_FILE).exists()
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("benchmark.tasks=[no_such_task]", "no_such_task"),
+        ("paths.data_dir=/nonexistent/data", "does not exist"),
+        ("paths.data_dir={tmp}", "data file for 'wikitext2' not found"),
+    ],
+)
+def test_bad_inputs_fail_the_settings_check(tmp_path, data_dir, override, message):
+    assert message in settings_error(data_dir, *override.format(tmp=tmp_path).split())
 
 
 def test_rate_zero_is_the_dense_baseline_only(data_dir):

@@ -50,12 +50,17 @@ def test_prefix_trajectories_and_reruns_reuse_the_store(tmp_path, data_dir, monk
     assert stable(again) == stable(full)
 
 
-def test_sigkill_mid_sweep_then_rerun_matches_uninterrupted(tmp_path, data_dir):
-    clean = tmp_path / "clean"
-    subprocess.run(cli("hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "threads=1", tmp=clean, data_dir=data_dir),
-                   check=True, capture_output=True, timeout=600)  # fmt: skip
-    expected = sweep_cells(clean / "sweep")
-    assert set(expected) == {0.25, 0.5}
+def in_process_cells(tmp: Path, data_dir: str) -> dict[float, list[str]]:
+    """The records of the sweep's two cells, each run in this process on a store of its own."""
+    cells = {}
+    for rate in (0.25, 0.5):
+        base = ["experiment=smoke", f"paths.data_dir={data_dir}", f"paths.store_dir={tmp}/store-{rate}"]
+        cells[rate] = stable(runner.run(compose_config([*base, f"pruner.rate={rate}"]), tmp / f"cell-{rate}"))
+    return cells
+
+
+def test_sigkill_mid_sweep_then_parallel_rerun_matches_uninterrupted(tmp_path, data_dir):
+    expected = in_process_cells(tmp_path / "clean", data_dir)
 
     killed = tmp_path / "killed"
     proc = subprocess.Popen(cli(tmp=killed, data_dir=data_dir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -67,7 +72,8 @@ def test_sigkill_mid_sweep_then_rerun_matches_uninterrupted(tmp_path, data_dir):
     proc.wait()
     assert not (killed / "sweep" / "1_pruner.rate=0.5" / RESULTS_FILE).exists()
 
-    subprocess.run(cli(tmp=killed, data_dir=data_dir), check=True, capture_output=True, timeout=600)
+    resumed = cli("hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "threads=1", tmp=killed, data_dir=data_dir)
+    subprocess.run(resumed, check=True, capture_output=True, timeout=600)
     assert sweep_cells(killed / "sweep") == expected
     for status in (killed / "sweep").glob("*/status.json"):
         assert json.loads(status.read_text())["state"] == "done"
