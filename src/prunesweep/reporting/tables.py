@@ -241,14 +241,18 @@ def within_noise(long: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """Every pair of our methods (variant and pruner options) at one rate, stage and model, per measured column (not
     the efficiency counts): their values, |diff|, combined noise and whether the difference is `within` it.
 
-    A value's noise is the standard error of its mean: std / sqrt(n) over n > 1 seeds, else the stderr its run
-    recorded (lm-eval tasks; perplexity has none). A pair is within noise when |a - b| <= sqrt(noise_a² + noise_b²);
-    a pair where either value has no noise is not judged (left out)."""
+    A value's noise has two parts: the seeds' standard error of the mean (std / sqrt(n) over n > 1 seeds) and the
+    sampling stderr its runs recorded (lm-eval tasks, mean over the seeds; it does not shrink with more seeds of the
+    same examples; perplexity has none); noise = sqrt(seed part² + stderr²), with a missing part counted as zero. A
+    pair is within noise when |a - b| <= sqrt(noise_a² + noise_b²); a pair where either value has neither part is
+    not judged (left out)."""
     ours = long[(long["source"] == OURS) & (long["stage"] != "dense") & (long["task"] != EFFICIENCY_TASK)]
     details = [k for k in keys if k in DETAIL_KEYS]
     labels = ours[["variant", *details]].astype(str).itertuples(index=False)
     method = [" ".join(v for v in row if v != NOT_SET) for row in labels]
-    noise = (ours["std"] / ours["seeds"] ** 0.5).where(ours["seeds"] > 1, ours["stderr"])
+    seed_part = (ours["std"] / ours["seeds"] ** 0.5).where(ours["seeds"] > 1)
+    noise = (seed_part.fillna(0) ** 2 + ours["stderr"].fillna(0) ** 2) ** 0.5
+    noise = noise.where(seed_part.notna() | ours["stderr"].notna())
     ours = ours.assign(method=method, noise=noise).dropna(subset=["value", "noise"])
     group = [k for k in keys if k not in {"variant", *details}] + ["column"]
     pairs = ours.merge(ours, on=group, suffixes=("_a", "_b"))
