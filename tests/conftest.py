@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -21,3 +23,24 @@ def one_thread() -> None:
     """Tiny models run fastest on one thread (and CLI subprocesses inherit it): no OpenMP oversubscription."""
     torch.set_num_threads(1)
     os.environ["OMP_NUM_THREADS"] = "1"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def task_index_once() -> Iterator[None]:
+    """lm-eval indexes its ~14k task files (tens of seconds) for every TaskManager; in-process evaluations of the
+    suite share one index per folder list (each caller gets its own copy, so none sees another's edits)."""
+    from lm_eval.tasks._index import TaskIndex
+
+    build = TaskIndex.build
+    built: dict[tuple, dict] = {}
+
+    def cached(paths: Iterable[Path], *, resolve_includes: bool = True) -> dict:
+        paths = list(paths)
+        key = (tuple(str(p) for p in paths), resolve_includes)
+        if key not in built:
+            built[key] = build(paths, resolve_includes=resolve_includes)
+        return copy.deepcopy(built[key])
+
+    TaskIndex.build = staticmethod(cached)
+    yield
+    TaskIndex.build = staticmethod(build)
