@@ -19,6 +19,7 @@ EXPECTED = {
     "llm_pruner_vs_torch_pruning": "rows",
     "rate_search": "trials",
     "recovery_effect": "rows",
+    "stage_memory": "stages",
     "structural_speed": "pruned_over_dense",
     "sweep_sharing": "wikitext2_ppl_shared",
     "unstructured_baselines": "rows",

@@ -108,6 +108,15 @@ def test_bad_inputs_fail_the_settings_check(tmp_path, data_dir, override, messag
     assert message in settings_error(data_dir, *override.format(tmp=tmp_path).split())
 
 
+def test_every_step_records_the_peak_memory_of_its_stages(smoke_run):
+    _cfg, _out, rows = smoke_run
+    weights = 4 * rows[0]["total_params"]
+    for row in rows:
+        stages = ["load", "eval"] + (["prune"] if row["step"] > 0 else [])
+        for stage in stages:  # the process holds at least the model's float32 weights and the interpreter
+            assert row[f"{stage}_peak_rss_bytes"] > weights, (row["step"], stage)
+
+
 def test_rate_zero_is_the_dense_baseline_only(data_dir):
     from prunesweep.run.cell import validate
 

@@ -12,6 +12,7 @@ import pytest
 from prunesweep.run import cell as runner
 from prunesweep.run import model_state
 from prunesweep.store.results import RESULTS_FILE, read_results
+from prunesweep.util.memory import PEAK_FIELDS
 from tests.compose import compose_config
 
 VOLATILE = {"run_id", "seconds", "eval_seconds", "prune_seconds", "reused", "store_key", "config_hash", "target_rate"}
@@ -19,7 +20,10 @@ VOLATILE = {"run_id", "seconds", "eval_seconds", "prune_seconds", "reused", "sto
 
 def stable(rows):
     """Records without timings/bookkeeping, keyed so cells can be compared across sweeps."""
-    return sorted(json.dumps({k: v for k, v in row.items() if k not in VOLATILE}, sort_keys=True) for row in rows)
+    return sorted(
+        json.dumps({k: v for k, v in row.items() if k not in VOLATILE and not k.endswith(PEAK_FIELDS)}, sort_keys=True)
+        for row in rows
+    )
 
 
 def sweep_cells(sweep_dir: Path) -> dict[float, list[str]]:

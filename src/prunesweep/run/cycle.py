@@ -20,6 +20,7 @@ from prunesweep.store.provenance import Origin
 from prunesweep.store.results import resolved_config
 from prunesweep.store.steps import StepStore, dense_key, trajectory_keys
 from prunesweep.util.hashing import content_key
+from prunesweep.util.memory import stage_peak
 
 
 class Cycle:
@@ -46,18 +47,22 @@ class Cycle:
             self.steps.run(step, lambda step=step, target=target: self.prune_step(step, target), self.reporter.record)
 
     def dense(self):
-        model = self.models.at(0)
+        with stage_peak("load") as load:
+            model = self.models.at(0)
         sparsity = module_sparsity(model, list(self.cfg.pruner.targets))
-        stage = {"step": 0, "stage": "dense", "requested_sparsity": 0.0, "achieved_sparsity": sparsity}
+        stage = {"step": 0, "stage": "dense", "requested_sparsity": 0.0, "achieved_sparsity": sparsity, **load}
         return evaluate_stage(model, self.models.tokenizer, self.cfg, stage), None, None
 
     def prune_step(self, step: int, target: float):
         """prune -> [evaluate w/o tune -> recover] -> evaluate; returns the records and the model to store."""
-        model, tokenizer, pruner = self.models.at(step - 1), self.models.tokenizer, self.plan.pruner
+        with stage_peak("load") as load:
+            model = self.models.at(step - 1)
+        tokenizer, pruner = self.models.tokenizer, self.plan.pruner
         pruner.check(model)
-        pruned = pruner.prune_to(model, target, self.context(step))
+        with stage_peak("prune") as memory:
+            pruned = pruner.prune_to(model, target, self.context(step))
         stage = {"step": step, "requested_sparsity": target, "achieved_sparsity": pruned.achieved}
-        extra = prune_fields(pruned)
+        extra = prune_fields(pruned) | memory | load
         rows: list[dict[str, Any]] = []
         if self.cfg.recovery.kind != "none":
             if self.cfg.recovery.eval_before:

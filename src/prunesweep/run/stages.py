@@ -19,6 +19,7 @@ from prunesweep.run.teacher import Teacher
 from prunesweep.store.results import ResultsLog
 from prunesweep.tracking import Tracker
 from prunesweep.util.errors import PrunesweepError
+from prunesweep.util.memory import stage_peak
 
 log = logging.getLogger(__name__)
 Rows = list[dict[str, Any]]
@@ -32,9 +33,11 @@ def evaluate_stage(
 ) -> Rows:
     """One record per metric of the benchmark, each carrying `stage` fields and the parameter counts."""
     start = time.perf_counter()
-    metrics = evaluate(model, tokenizer, cfg.benchmark, cfg.paths.data_dir, cfg.verbose)
+    with stage_peak("eval") as memory:
+        metrics = evaluate(model, tokenizer, cfg.benchmark, cfg.paths.data_dir, cfg.verbose)
     total, nonzero = count_params(model)
-    fields = {**stage, "total_params": total, "nonzero_params": nonzero, "eval_seconds": time.perf_counter() - start}
+    seconds = time.perf_counter() - start
+    fields = {**stage, "total_params": total, "nonzero_params": nonzero, "eval_seconds": seconds, **memory}
     return [{**fields, **metric} for metric in metrics]
 
 
@@ -53,15 +56,16 @@ def recover_stage(
 ) -> tuple[PreTrainedModel, dict[str, Any]]:
     """Fine-tune the pruned model (distilling from `teacher` with recovery=distill); zeroed weights must stay
     zero through training and the LoRA merge."""
-    model, recovered = recover(
-        model,
-        tokenizer,
-        cfg.recovery,
-        cfg.paths.data_dir,
-        after_update=pruner.after_update,
-        on_step=on_loss,
-        teacher=teacher.model if teacher is not None else None,
-    )
+    with stage_peak("recovery") as memory:
+        model, recovered = recover(
+            model,
+            tokenizer,
+            cfg.recovery,
+            cfg.paths.data_dir,
+            after_update=pruner.after_update,
+            on_step=on_loss,
+            teacher=teacher.model if teacher is not None else None,
+        )
     if pruner.kind.zeroes_weights:
         after = module_sparsity(model, list(pruner.cfg.targets))
         if after + 1e-9 < achieved:
@@ -77,6 +81,7 @@ def recover_stage(
         "recovery_val_loss_before": recovered.val_loss_before,
         "recovery_val_loss_after": recovered.val_loss_after,
         "recovery_final_train_loss": recovered.train_losses[-1] if recovered.train_losses else None,
+        **memory,
     }
 
 
