@@ -18,7 +18,7 @@ from pathlib import Path
 from common import cli, parse, report
 
 from prunesweep.store.results import RESULTS_FILE, read_results
-from prunesweep.util.memory import PEAK_FIELDS
+from prunesweep.util.memory import RSS_FIELD
 
 MIB = 1 << 20
 
@@ -29,8 +29,8 @@ def stage_peaks(rows: list[dict]) -> list[dict]:
     for row in rows:
         entry = peaks.setdefault((row["step"], row["stage"]), {"step": row["step"], "stage": row["stage"]})
         for key, value in row.items():
-            if key.endswith(PEAK_FIELDS[0]):
-                entry[key.removesuffix(PEAK_FIELDS[0])] = value / MIB
+            if key.endswith(RSS_FIELD):
+                entry[key.removesuffix(RSS_FIELD)] = value / MIB
     return [peaks[key] for key in sorted(peaks)]
 
 
@@ -57,9 +57,9 @@ def main(argv: list[str] | None = None) -> None:
         "stages": stages,
     }
     report(args, figures)
-    print(
-        f"{args.experiment}: {wall:.0f} s; process peak {figures['process_peak_mib']} MiB; fp32 weights {weights:.0f} MiB"
-    )
+    peak = figures["process_peak_mib"]
+    shown = "not measurable (an earlier child of this process peaked higher)" if peak is None else f"{peak:.0f} MiB"
+    print(f"{args.experiment}: {wall:.0f} s; whole process peak {shown}; fp32 weights {weights:.0f} MiB")
     names = sorted({k for s in stages for k in s} - {"step", "stage"})
     print("| step | stage | " + " | ".join(f"{n} peak MiB" for n in names) + " |")
     print("|---|---|" + "---|" * len(names))

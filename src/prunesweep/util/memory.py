@@ -11,7 +11,8 @@ from pathlib import Path
 import torch
 
 STATUS, CLEAR_REFS = Path("/proc/self/status"), Path("/proc/self/clear_refs")
-PEAK_FIELDS = ("_peak_rss_bytes", "_peak_accelerator_bytes")  # what a stage's figures are named `<stage>...`
+RSS_FIELD, ACCELERATOR_FIELD = "_peak_rss_bytes", "_peak_accelerator_bytes"  # a stage's figures: `<stage><field>`
+PEAK_FIELDS = (RSS_FIELD, ACCELERATOR_FIELD)
 RESET_PEAK_RSS = "5"  # proc(5): writing 5 to clear_refs resets the peak resident set size to the current one
 
 
@@ -36,7 +37,8 @@ def _peak_rss_bytes() -> int | None:
 def stage_peak(stage: str) -> Iterator[dict[str, int]]:
     """Measure the block; the yielded dict is filled on exit with `<stage>_peak_rss_bytes` (the most resident
     memory at any moment of the block, what was resident before included) and, on CUDA,
-    `<stage>_peak_accelerator_bytes`. Fields that cannot be measured here are left out."""
+    `<stage>_peak_accelerator_bytes`. Fields that cannot be measured here are left out. Blocks must not nest: each
+    one resets the process-wide peak."""
     figures: dict[str, int] = {}
     rss = _reset_peak_rss()
     cuda = torch.cuda.is_available()
@@ -47,6 +49,6 @@ def stage_peak(stage: str) -> Iterator[dict[str, int]]:
     finally:
         peak = _peak_rss_bytes() if rss else None
         if peak is not None:
-            figures[stage + PEAK_FIELDS[0]] = peak
+            figures[stage + RSS_FIELD] = peak
         if cuda:
-            figures[stage + PEAK_FIELDS[1]] = torch.cuda.max_memory_allocated()
+            figures[stage + ACCELERATOR_FIELD] = torch.cuda.max_memory_allocated()
