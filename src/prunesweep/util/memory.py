@@ -1,30 +1,30 @@
-"""Peak memory of one stage of a run: the process's resident set (Linux `VmHWM`, reset through
-`/proc/self/clear_refs`, the kernel's own high-water mark, so no sampling thread is needed) and, where there is one,
-the accelerator's allocated memory (torch's peak statistics)."""
+"""Peak memory of one stage of a run: the process's resident set and, where there is one, the accelerator's
+allocated memory (torch's peak statistics).
+
+The kernel's high-water mark (`VmHWM`) is never reset: resetting it (`/proc/self/clear_refs`) would also erase the
+process's maximum resident set that `/usr/bin/time -v` and `getrusage` report. A stage that raises the process's
+high-water mark gets that exact figure; any other stage gets the most resident memory a sampling thread saw
+(every `SAMPLE_SECONDS`), which can miss a spike shorter than the interval, never exceeding the true peak."""
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
-STATUS, CLEAR_REFS = Path("/proc/self/status"), Path("/proc/self/clear_refs")
+STATUS, STATM = Path("/proc/self/status"), Path("/proc/self/statm")
 RSS_FIELD, ACCELERATOR_FIELD = "_peak_rss_bytes", "_peak_accelerator_bytes"  # a stage's figures: `<stage><field>`
 PEAK_FIELDS = (RSS_FIELD, ACCELERATOR_FIELD)
-RESET_PEAK_RSS = "5"  # proc(5): writing 5 to clear_refs resets the peak resident set size to the current one
+SAMPLE_SECONDS = 0.005
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
-def _reset_peak_rss() -> bool:
-    try:
-        CLEAR_REFS.write_text(RESET_PEAK_RSS)
-    except OSError:  # not Linux, or /proc is read-only here: no per-stage figure
-        return False
-    return True
-
-
-def _peak_rss_bytes() -> int | None:
+def _high_water_bytes() -> int | None:
+    """The process's peak resident set so far (`VmHWM`); None where /proc cannot tell."""
     try:
         lines = STATUS.read_text().splitlines()
     except OSError:
@@ -33,22 +33,49 @@ def _peak_rss_bytes() -> int | None:
     return None if kib is None else kib * 1024
 
 
+def _resident_bytes() -> int:
+    """The process's resident set now (second field of `/proc/self/statm`, in pages)."""
+    return int(STATM.read_text().split()[1]) * PAGE_BYTES
+
+
+class _Sampler(threading.Thread):
+    """Reads the resident set every `SAMPLE_SECONDS` until stopped, keeping the largest."""
+
+    def __init__(self) -> None:
+        super().__init__(name="prunesweep-rss-sampler", daemon=True)
+        self.peak = _resident_bytes()
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(SAMPLE_SECONDS):
+            self.peak = max(self.peak, _resident_bytes())
+
+    def stop(self) -> int:
+        self._stop_event.set()
+        self.join()
+        return max(self.peak, _resident_bytes())
+
+
 @contextmanager
 def stage_peak(stage: str) -> Iterator[dict[str, int]]:
     """Measure the block; the yielded dict is filled on exit with `<stage>_peak_rss_bytes` (the most resident
     memory at any moment of the block, what was resident before included) and, on CUDA,
-    `<stage>_peak_accelerator_bytes`. Fields that cannot be measured here are left out. Blocks must not nest: each
-    one resets the process-wide peak."""
+    `<stage>_peak_accelerator_bytes`. Fields that cannot be measured here are left out. Blocks must not nest: the
+    accelerator's peak statistics are process-wide."""
     figures: dict[str, int] = {}
-    rss = _reset_peak_rss()
+    high_water = _high_water_bytes()
+    sampler = _Sampler() if high_water is not None else None
+    if sampler is not None:
+        sampler.start()
     cuda = torch.cuda.is_available()
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     try:
         yield figures
     finally:
-        peak = _peak_rss_bytes() if rss else None
-        if peak is not None:
-            figures[stage + RSS_FIELD] = peak
+        if sampler is not None:
+            sampled, raised = sampler.stop(), _high_water_bytes()
+            exact = raised is not None and raised > high_water
+            figures[stage + RSS_FIELD] = raised if exact else sampled
         if cuda:
             figures[stage + ACCELERATOR_FIELD] = torch.cuda.max_memory_allocated()
