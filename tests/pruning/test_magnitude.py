@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from prunesweep.pruning.base import PruneContext
-from prunesweep.pruning.masks import module_sparsity, prunable_linears
+from prunesweep.pruning.masks import module_sparsity, prunable_linears, zero_smallest_
 from prunesweep.util.errors import PrunesweepError
 from tests.compose import make_pruner
 from tests.models import tiny_model
@@ -70,3 +70,20 @@ def test_after_update_restores_mask():
 def test_bad_pruner_settings(kw):
     with pytest.raises(PrunesweepError):
         pruner(**kw)
+
+
+def test_zero_smallest_matches_a_sort_and_breaks_ties_in_order():
+    torch.manual_seed(0)
+    weights = [torch.randn(7, 5), torch.randn(3, 11).T, torch.randn(4, 4).half()]  # a transposed view, fp16
+    magnitudes = torch.cat([w.abs().float().flatten() for w in weights])
+    k = 40
+    expected = magnitudes <= magnitudes.sort().values[k - 1]
+    zero_smallest_(weights, k)
+    zeros = torch.cat([(w == 0).flatten() for w in weights])
+    assert int(zeros.sum()) == k and torch.equal(zeros, expected)  # continuous values: no ties
+
+    tied = [torch.tensor([[1.0, 1.0, 1.0], [2.0, 0.0, 1.0]]), torch.tensor([[1.0, 3.0]])]
+    zero_smallest_(tied, 3)  # the zero, then the first two 1.0s in list order
+    assert tied[0].tolist() == [[0.0, 0.0, 1.0], [2.0, 0.0, 1.0]] and tied[1].tolist() == [[1.0, 3.0]]
+    with pytest.raises(ValueError):
+        zero_smallest_(tied, 9)

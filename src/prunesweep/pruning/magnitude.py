@@ -1,7 +1,7 @@
-"""Unstructured magnitude pruning (Gholami & Omar 2023) on torch.nn.utils.prune.
+"""Unstructured magnitude pruning (Gholami & Omar 2023).
 
-Masks are made permanent after each step (`prune.remove`) so checkpoints are plain HF weights and LoRA
-merges land in real tensors; the shared `MaskKeeper` re-applies them after training/merging."""
+Pruned weights are zeroed in the tensors themselves, so checkpoints are plain HF weights and LoRA merges land
+in real tensors; the shared `MaskKeeper` re-applies the zeros after training/merging."""
 
 from __future__ import annotations
 
@@ -10,12 +10,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
-from torch.nn.utils import prune
 
 from prunesweep.config.schema import PrunerConfig, choices
 from prunesweep.models.architecture import out_in_weight
 from prunesweep.pruning.base import PruneContext, Pruner, PruneResult, PrunerKind
-from prunesweep.pruning.masks import MaskKeeper, prunable_linears, sparsity_of
+from prunesweep.pruning.masks import MaskKeeper, prunable_linears, sparsity_of, zero_smallest_
 from prunesweep.pruning.nm import magnitude_nm_, parse_pattern
 from prunesweep.util.errors import PrunesweepError
 
@@ -67,23 +66,20 @@ class MagnitudePruner(Pruner):
     def prune_to(self, model: PreTrainedModel, target: float, ctx: PruneContext) -> PruneResult:
         start = time.perf_counter()
         modules = prunable_linears(model, self.cfg.targets)
-        params = [(module, "weight") for module in modules.values()]
-        total = sum(module.weight.numel() for module in modules.values())
+        weights = [out_in_weight(module) for module in modules.values()]
+        total = sum(weight.numel() for weight in weights)
         with torch.no_grad():
             if self.nm is not None:  # the pattern implies the rate
                 for name, module in modules.items():
                     self.nm.check_divides(out_in_weight(module).shape[1], name)
-                for module in modules.values():
-                    magnitude_nm_(out_in_weight(module), self.nm.n, self.nm.m)
-                params = []
+                for weight in weights:
+                    magnitude_nm_(weight, self.nm.n, self.nm.m)
             elif self.cfg.scope == "global":
                 # Already-zero weights have the smallest magnitude, so the cumulative target is exact.
-                prune.global_unstructured(params, pruning_method=prune.L1Unstructured, amount=round(target * total))
+                zero_smallest_(weights, round(target * total))
             else:
-                for module in modules.values():
-                    prune.l1_unstructured(module, "weight", amount=round(target * module.weight.numel()))
-            for module, name in params:
-                prune.remove(module, name)
+                for weight in weights:
+                    zero_smallest_([weight], round(target * weight.numel()))
         self.keeper.capture(model)
         achieved = sparsity_of(modules.values())
         return PruneResult(target, achieved, time.perf_counter() - start, {"prunable_params": total})

@@ -28,6 +28,45 @@ def sparsity_of(modules: Iterable[nn.Module]) -> float:
     return zeros / max(1, sum(m.weight.numel() for m in modules))
 
 
+def zero_smallest_(weights: list[torch.Tensor], k: int) -> None:
+    """Zero, in place, exactly the `k` smallest |w| over all `weights`; ties at the threshold go in list order.
+
+    Written by hand rather than with `torch.nn.utils.prune.global_unstructured`, which concatenates every score,
+    keeps int64 top-k indices and a `weight_orig` + mask per tensor: several times the weights' bytes. Here the
+    threshold is found by bisection on the bit patterns of |w| (non-negative floats order as their bits), so
+    the extra memory is one tensor's scratch at a time."""
+    total = sum(w.numel() for w in weights)
+    if not 0 <= k <= total:
+        raise ValueError(f"cannot zero {k} of {total} weights")
+    if k == 0:
+        return
+
+    def count_at_most(bits: int) -> int:
+        return sum(int((_abs_bits(w) <= bits).sum()) for w in weights)
+
+    low, high = 0, max(int(_abs_bits(w).max()) for w in weights)  # count_at_most(high) == total >= k
+    while low < high:
+        middle = (low + high) // 2
+        if count_at_most(middle) >= k:
+            high = middle
+        else:
+            low = middle + 1
+    left = k - count_at_most(low - 1) if low > 0 else k  # how many weights equal to the threshold to zero
+    for w in weights:
+        bits = _abs_bits(w)
+        zero = (bits < low).flatten()
+        if left > 0:
+            ties = (bits == low).flatten().nonzero().flatten()[:left]
+            zero[ties] = True
+            left -= ties.numel()
+        w.masked_fill_(zero.view(w.shape), 0)
+
+
+def _abs_bits(weight: torch.Tensor) -> torch.Tensor:
+    """|w| in float32, viewed as int32: ordered like the magnitudes themselves."""
+    return weight.detach().abs().float().view(torch.int32)
+
+
 def module_sparsity(model: nn.Module, targets: list[str]) -> float:
     """Achieved sparsity of the prunable layers of `model`."""
     return sparsity_of(prunable_linears(model, targets).values())
