@@ -172,6 +172,28 @@ def test_truncated_examples_are_counted(tiny: LoadedModel, tasks: dict[str, Task
     assert context["truncated"] == sum(n > context["max_length"] + 1 for n in longest)
 
 
+def test_batch_tokens_caps_the_batch_and_keeps_the_scores(tiny: LoadedModel, data_dir: str) -> None:
+    shapes: list[tuple[int, int]] = []
+    hook = tiny.model.register_forward_pre_hook(
+        lambda _, args, kwargs: shapes.append(tuple(kwargs.get("input_ids", args[0] if args else None).shape)),
+        with_kwargs=True,
+    )
+
+    def scores(batch_tokens: int | None) -> list[tuple[str, float]]:
+        shapes.clear()
+        records = run_tasks(tiny.model, tiny.tokenizer, ["boolq"], data_dir, True, 4, 0, 8, 256, batch_tokens)
+        return [(r["metric"], r["value"]) for r in records]
+
+    try:
+        unbounded = scores(None)
+        assert max(rows for rows, _ in shapes) == 8  # 4 examples x 2 choices in one batch
+        assert scores(600) == unbounded
+        assert shapes and all(rows * length <= 600 or rows == 1 for rows, length in shapes)
+        assert max(rows for rows, _ in shapes) < 8
+    finally:
+        hook.remove()
+
+
 def test_check_tasks_accepts_every_offline_task(data_dir: str) -> None:
     check_tasks(sorted(DATASETS), data_dir, offline=True)
 

@@ -180,6 +180,9 @@ class BenchmarkConfig:
     limit: int | None = bounded(None, 1)
     num_fewshot: int = bounded(0, 0)
     batch_size: int = bounded(8, 1)
+    # Most tokens in one task batch: a batch's logits are tokens x vocabulary floats, held twice (lm-eval
+    # log-softmaxes a copy), so long inputs get fewer requests per batch. None: `batch_size` at any length.
+    batch_tokens: int | None = bounded(1024, 1)
     max_length: int | None = bounded(None, 2)  # lm-eval context in tokens; None = the model's (max_position_embeddings)
     efficiency: bool = False  # params, MACs, latency, peak memory, checkpoint bytes (LLM-Pruner Table 2)
 

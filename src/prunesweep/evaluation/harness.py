@@ -41,6 +41,7 @@ def run_tasks(
     num_fewshot: int,
     batch_size: int,
     max_length: int | None,
+    batch_tokens: int | None = None,
     verbose: bool = False,
 ) -> list[dict[str, Any]]:
     """Evaluate `model` on `tasks`, one task at a time (one progress bar each); one record per (task, metric).
@@ -52,7 +53,14 @@ def run_tasks(
     """
     data_key = _data_key(data_dir, offline)
     task_objs = _load_tasks(tasks, data_key)
-    lm = TaskLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=max_length, verbose=verbose)
+    lm = TaskLM(
+        pretrained=model,
+        tokenizer=tokenizer,
+        batch_size=batch_size,
+        batch_tokens=batch_tokens,
+        max_length=max_length,
+        verbose=verbose,
+    )
     common = {"lm_eval_version": lm_eval.__version__, "limit": limit, "num_fewshot": num_fewshot}
     records = []
     for name, task in task_objs.items():

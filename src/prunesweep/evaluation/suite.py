@@ -56,6 +56,7 @@ def evaluate(
             limit=cfg.limit,
             num_fewshot=cfg.num_fewshot,
             batch_size=cfg.batch_size,
+            batch_tokens=cfg.batch_tokens,
             max_length=cfg.max_length,
             verbose=verbose,
         )

@@ -1,5 +1,6 @@
 """lm-eval's HFLM, reporting one task at a time: a progress bar over the task's requests, and which of its
-examples were truncated (lm-eval cuts an input longer than `max_length` from the left, with only a warning)."""
+examples were truncated (lm-eval cuts an input longer than `max_length` from the left, with only a warning);
+its loglikelihood batches are capped in tokens, not only in requests."""
 
 from __future__ import annotations
 
@@ -29,8 +30,9 @@ class TaskLM(HFLM):
     """`with lm.task(name) as truncated:` around one task's `simple_evaluate`; `truncated` then holds the doc
     ids of the examples whose input did not fit. lm-eval's own request bars show only when `verbose`."""
 
-    def __init__(self, *args: Any, verbose: bool = False, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, batch_tokens: int | None = None, verbose: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.batch_tokens = batch_tokens
         self.verbose = verbose
         self.truncated: set[int] = set()
         self._docs: dict[tuple, set[int]] = {}  # loglikelihood request (context, continuation) -> doc ids
@@ -78,4 +80,19 @@ class TaskLM(HFLM):
         for key, context, continuation in requests:
             if key is not None and len(context) + len(continuation) > self.max_length + 1:
                 self.truncated.update(self._docs.get(tuple(key), ()))
-        return super()._loglikelihood_tokens(requests, disable_tqdm=disable_tqdm, override_bs=override_bs)
+        requested = self.batch_size_per_gpu
+        self.batch_size_per_gpu = self._batch_for(requests)
+        try:
+            return super()._loglikelihood_tokens(requests, disable_tqdm=disable_tqdm, override_bs=override_bs)
+        finally:
+            self.batch_size_per_gpu = requested
+
+    def _batch_for(self, requests: list) -> int:
+        """The requests per batch that keep the longest input (as lm-eval feeds it) within `batch_tokens`.
+        HFLM takes one fixed batch size (or a CUDA out-of-memory probe for "auto"), so it is set per call."""
+        if self.batch_tokens is None or not requests:
+            return self.batch_size_per_gpu
+        longest = max(
+            min(len(context) + len(continuation), self.max_length + 1) - 1 for _, context, continuation in requests
+        )
+        return max(1, min(self.batch_size_per_gpu, self.batch_tokens // max(1, longest)))
