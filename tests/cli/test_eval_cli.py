@@ -4,8 +4,11 @@ results JSON becomes extra table rows; bad inputs end in one line."""
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +22,18 @@ from prunesweep.evaluation.tasks import TASKS_DIR
 from prunesweep.evaluation.tasks.loaders import DATA_DIR_ENV, load
 from prunesweep.models.shapes import MANIFEST
 from prunesweep.run.cell import run
+from prunesweep.store.checkpoint import save_checkpoint
 from prunesweep.store.provenance import PROVENANCE
 from prunesweep.store.results import RESULTS_FILE, read_results
 from prunesweep.util.errors import PrunesweepError
 from tests.compose import compose_config
+from tests.models import tiny_model
 
 LIMIT = 16
 PRUNERS = {"magnitude": ["pruner=magnitude", "pruner.rate=0.5"], "llm_pruner": ["pruner=llm_pruner", "pruner.rate=0.3"]}
 # The runner's lm-eval settings in benchmark=smoke, passed the way a user would on the command line.
 SAME_SETTINGS = ["--tasks", "piqa", "--limit", str(LIMIT), "--batch_size", "8", "--device", "cpu"]
+EXPECTED_WARNINGS = ("overrides existing task", "`pretrained` model kwarg is not of type `str`")
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +63,22 @@ def runs(tmp_path_factory: pytest.TempPathFactory, data_dir: str) -> dict[str, P
 @pytest.fixture(autouse=True)
 def data_env(monkeypatch: pytest.MonkeyPatch, data_dir: str) -> None:
     monkeypatch.setenv(DATA_DIR_ENV, data_dir)
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    loaded = tiny_model()
+    return save_checkpoint(loaded.model, loaded.tokenizer, tmp_path_factory.mktemp("tiny") / "ckpt")
+
+
+@pytest.fixture
+def lm_eval_log() -> Iterator[io.StringIO]:
+    """What lm-eval logs (its console handler prints the same records: the filters sit on the loggers)."""
+    text, logger = io.StringIO(), logging.getLogger("lm_eval")
+    handler = logging.StreamHandler(text)
+    logger.addHandler(handler)
+    yield text
+    logger.removeHandler(handler)
 
 
 def recorded(run_dir: Path, step: int) -> dict[str, float]:
@@ -123,3 +145,21 @@ def test_offline_task_without_data_dir_names_the_variable(monkeypatch, tmp_path)
 def test_a_folder_without_a_checkpoint_is_one_clear_error(tmp_path) -> None:
     with pytest.raises(PrunesweepError, match=r"has neither config\.json nor a structural manifest"):
         PrunesweepLM(pretrained=str(tmp_path))
+
+
+def test_prunesweep_eval_drops_only_the_warnings_about_what_it_does_on_purpose(tiny_checkpoint, lm_eval_log, capsys):
+    args = ["--model", "prunesweep", "--model_args", f"pretrained={tiny_checkpoint}", "--tasks", "piqa", "--limit", "2"]
+    stock = ["lm_eval", *args, "--include_path", str(TASKS_DIR), "--device", "cpu"]
+    with pytest.MonkeyPatch.context() as patch:  # stock lm-eval, the same model type: the warnings are there
+        patch.setattr(sys, "argv", stock)
+        cli_evaluate()
+    assert all(warning in lm_eval_log.getvalue() for warning in EXPECTED_WARNINGS)
+
+    lm_eval_log.seek(0)
+    lm_eval_log.truncate()
+    capsys.readouterr()
+    main([*args, "--device", "cpu"])
+    out, log = "".join(capsys.readouterr()), lm_eval_log.getvalue()
+    assert not any(warning in out + log for warning in EXPECTED_WARNINGS)
+    assert "Selected Tasks: ['piqa']" in log and "Passed an already-initialized model" in log  # the rest is kept
+    assert "|piqa |" in out

@@ -6,12 +6,42 @@ to lm-eval's hub tasks (online)."""
 
 from __future__ import annotations
 
+import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 from prunesweep.evaluation.tasks import TASKS_DIR
 from prunesweep.util.errors import PrunesweepError
 
 INCLUDE_PATH = "--include_path"
+# lm-eval warnings every call gives, about what prunesweep-eval does on purpose: (logger, message template).
+OVERRIDE = ("lm_eval.tasks._index", "Task '%s' from %s overrides existing task from %s")  # ours replace lm-eval's
+LOADED_MODEL = ("lm_eval.models.huggingface", "`pretrained` model kwarg is not of type `str`.")  # PrunesweepLM
+
+
+class _Expected(logging.Filter):
+    """Drops the OVERRIDE warnings of the offline tasks (not of other folders' tasks) and the LOADED_MODEL one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if (record.name, record.msg) == OVERRIDE:
+            path = record.args[1]  # the overriding task's YAML
+            return not (isinstance(path, Path) and path.resolve().parent == TASKS_DIR)
+        return not (record.name == LOADED_MODEL[0] and str(record.msg).startswith(LOADED_MODEL[1]))
+
+
+@contextmanager
+def _expected_warnings_dropped() -> Iterator[None]:
+    """`_Expected` on the two loggers for the duration of the block."""
+    loggers, expected = [logging.getLogger(OVERRIDE[0]), logging.getLogger(LOADED_MODEL[0])], _Expected()
+    for logger in loggers:
+        logger.addFilter(expected)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(expected)
 
 
 def lm_eval_argv(argv: list[str]) -> list[str]:
@@ -30,7 +60,8 @@ def main(argv: list[str] | None = None) -> None:
     args = lm_eval_argv(sys.argv[1:] if argv is None else argv)
     saved, sys.argv = sys.argv, ["prunesweep-eval", *args]  # lm-eval's parser reads sys.argv
     try:
-        cli_evaluate()
+        with _expected_warnings_dropped():
+            cli_evaluate()
     except PrunesweepError as exc:
         print(f"prunesweep: error: {exc}", file=sys.stderr)
         sys.exit(2)
