@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import sys
+from argparse import Namespace
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 from lm_eval.__main__ import cli_evaluate
 
-from prunesweep.cli.evaluate import lm_eval_argv, main
+from prunesweep.cli.evaluate import check_offline_data, lm_eval_argv, main
 from prunesweep.cli.report import main as report_main
 from prunesweep.evaluation.lm_eval_model import PrunesweepLM
 from prunesweep.evaluation.tasks import TASKS_DIR
@@ -135,8 +136,9 @@ def test_include_path_is_added_only_when_not_given() -> None:
 
 def test_offline_task_without_data_dir_names_the_variable(monkeypatch, tmp_path) -> None:
     monkeypatch.delenv(DATA_DIR_ENV)
-    with pytest.raises(PrunesweepError, match=f"set {DATA_DIR_ENV}="):
+    with pytest.raises(PrunesweepError, match=f"set {DATA_DIR_ENV}=") as err:
         load("piqa")
+    assert isinstance(err.value, SystemExit) and err.value.code == f"prunesweep: error: {err.value}"  # uncaught: 1 line
     monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path))
     with pytest.raises(PrunesweepError, match=f"piqa/valid.jsonl not found \\({DATA_DIR_ENV}="):
         load("piqa")
@@ -163,3 +165,33 @@ def test_prunesweep_eval_drops_only_the_warnings_about_what_it_does_on_purpose(t
     assert not any(warning in out + log for warning in EXPECTED_WARNINGS)
     assert "Selected Tasks: ['piqa']" in log and "Passed an already-initialized model" in log  # the rest is kept
     assert "|piqa |" in out
+
+
+def test_prunesweep_eval_without_data_dir_is_one_line_before_any_model_loads(monkeypatch, capsys) -> None:
+    monkeypatch.delenv(DATA_DIR_ENV)
+    with pytest.raises(SystemExit) as exit_:  # a model load would fail first on the missing folder
+        main(["--model", "prunesweep", "--model_args", "pretrained=/nonexistent", "--tasks", "piqa,arc_*"])
+    assert exit_.value.code == 2
+    out, err = capsys.readouterr()
+    assert not out and err.splitlines() == [
+        f"prunesweep: error: offline task 'arc_challenge' reads the benchmark data folder: set {DATA_DIR_ENV}="
+        "/path/to/data (or pass data_dir through --metadata / dataset_kwargs)"
+    ]
+    monkeypatch.setenv(DATA_DIR_ENV, "/nonexistent")
+    with pytest.raises(SystemExit) as exit_:
+        main(["--model", "prunesweep", "--model_args", "pretrained=/nonexistent", "--tasks", "piqa"])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.startswith("prunesweep: error: offline task 'piqa': /nonexistent/piqa/valid.jsonl")
+
+
+def test_the_data_check_takes_data_dir_from_the_metadata_and_looks_only_at_the_offline_tasks(monkeypatch, data_dir):
+    monkeypatch.delenv(DATA_DIR_ENV)
+
+    def check(include_path: str, tasks: list[str], **metadata: str) -> None:
+        check_offline_data(Namespace(include_path=include_path, tasks=tasks, model_args={}, metadata=metadata))
+
+    check(str(TASKS_DIR), ["piqa"], data_dir=data_dir)  # `--metadata '{"data_dir": ...}'`, as the loader reads it
+    check("/my/tasks", ["piqa"])  # another folder's piqa
+    check(str(TASKS_DIR), ["triviaqa"])  # a hub task
+    with pytest.raises(PrunesweepError, match=f"set {DATA_DIR_ENV}="):
+        check(str(TASKS_DIR), ["triviaqa", "*"])
