@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -28,18 +29,25 @@ def one_thread() -> None:
 @pytest.fixture(scope="session", autouse=True)
 def task_index_once() -> Iterator[None]:
     """lm-eval indexes its ~14k task files (tens of seconds) for every TaskManager; in-process evaluations of the
-    suite share one index per folder list (each caller gets its own copy, so none sees another's edits)."""
+    suite share one index per folder list (each caller gets its own copy, so none sees another's edits). The log
+    records of the build (task overrides) are replayed to every caller, through the logger's filters of the time."""
     from lm_eval.tasks._index import TaskIndex
 
-    build = TaskIndex.build
-    built: dict[tuple, dict] = {}
+    build, index_log = TaskIndex.build, logging.getLogger("lm_eval.tasks._index")
+    built: dict[tuple, tuple[dict, list[logging.LogRecord]]] = {}
 
     def cached(paths: Iterable[Path], *, resolve_includes: bool = True) -> dict:
         paths = list(paths)
         key = (tuple(str(p) for p in paths), resolve_includes)
         if key not in built:
-            built[key] = build(paths, resolve_includes=resolve_includes)
-        return copy.deepcopy(built[key])
+            records: list[logging.LogRecord] = []
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(index_log, "handle", records.append)  # before the filters
+                built[key] = (build(paths, resolve_includes=resolve_includes), records)
+        index, records = built[key]
+        for record in records:
+            index_log.handle(record)
+        return copy.deepcopy(index)
 
     TaskIndex.build = staticmethod(cached)
     yield

@@ -4,30 +4,37 @@ results JSON becomes extra table rows; bad inputs end in one line."""
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import sys
+from argparse import Namespace
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from lm_eval.__main__ import cli_evaluate
 
-from prunesweep.cli.evaluate import lm_eval_argv, main
+from prunesweep.cli.evaluate import check_offline_data, lm_eval_argv, main
 from prunesweep.cli.report import main as report_main
 from prunesweep.evaluation.lm_eval_model import PrunesweepLM
 from prunesweep.evaluation.tasks import TASKS_DIR
 from prunesweep.evaluation.tasks.loaders import DATA_DIR_ENV, load
 from prunesweep.models.shapes import MANIFEST
 from prunesweep.run.cell import run
+from prunesweep.store.checkpoint import save_checkpoint
 from prunesweep.store.provenance import PROVENANCE
 from prunesweep.store.results import RESULTS_FILE, read_results
 from prunesweep.util.errors import PrunesweepError
 from tests.compose import compose_config
+from tests.models import tiny_model
 
 LIMIT = 16
 PRUNERS = {"magnitude": ["pruner=magnitude", "pruner.rate=0.5"], "llm_pruner": ["pruner=llm_pruner", "pruner.rate=0.3"]}
 # The runner's lm-eval settings in benchmark=smoke, passed the way a user would on the command line.
 SAME_SETTINGS = ["--tasks", "piqa", "--limit", str(LIMIT), "--batch_size", "8", "--device", "cpu"]
+EXPECTED_WARNINGS = ("overrides existing task", "`pretrained` model kwarg is not of type `str`")
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +64,22 @@ def runs(tmp_path_factory: pytest.TempPathFactory, data_dir: str) -> dict[str, P
 @pytest.fixture(autouse=True)
 def data_env(monkeypatch: pytest.MonkeyPatch, data_dir: str) -> None:
     monkeypatch.setenv(DATA_DIR_ENV, data_dir)
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    loaded = tiny_model()
+    return save_checkpoint(loaded.model, loaded.tokenizer, tmp_path_factory.mktemp("tiny") / "ckpt")
+
+
+@pytest.fixture
+def lm_eval_log() -> Iterator[io.StringIO]:
+    """What lm-eval logs (its console handler prints the same records: the filters sit on the loggers)."""
+    text, logger = io.StringIO(), logging.getLogger("lm_eval")
+    handler = logging.StreamHandler(text)
+    logger.addHandler(handler)
+    yield text
+    logger.removeHandler(handler)
 
 
 def recorded(run_dir: Path, step: int) -> dict[str, float]:
@@ -113,8 +136,9 @@ def test_include_path_is_added_only_when_not_given() -> None:
 
 def test_offline_task_without_data_dir_names_the_variable(monkeypatch, tmp_path) -> None:
     monkeypatch.delenv(DATA_DIR_ENV)
-    with pytest.raises(PrunesweepError, match=f"set {DATA_DIR_ENV}="):
+    with pytest.raises(PrunesweepError, match=f"set {DATA_DIR_ENV}=") as err:
         load("piqa")
+    assert isinstance(err.value, SystemExit) and err.value.code == f"prunesweep: error: {err.value}"  # uncaught: 1 line
     monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path))
     with pytest.raises(PrunesweepError, match=f"piqa/valid.jsonl not found \\({DATA_DIR_ENV}="):
         load("piqa")
@@ -123,3 +147,51 @@ def test_offline_task_without_data_dir_names_the_variable(monkeypatch, tmp_path)
 def test_a_folder_without_a_checkpoint_is_one_clear_error(tmp_path) -> None:
     with pytest.raises(PrunesweepError, match=r"has neither config\.json nor a structural manifest"):
         PrunesweepLM(pretrained=str(tmp_path))
+
+
+def test_prunesweep_eval_drops_only_the_warnings_about_what_it_does_on_purpose(tiny_checkpoint, lm_eval_log, capsys):
+    args = ["--model", "prunesweep", "--model_args", f"pretrained={tiny_checkpoint}", "--tasks", "piqa", "--limit", "2"]
+    stock = ["lm_eval", *args, "--include_path", str(TASKS_DIR), "--device", "cpu"]
+    with pytest.MonkeyPatch.context() as patch:  # stock lm-eval, the same model type: the warnings are there
+        patch.setattr(sys, "argv", stock)
+        cli_evaluate()
+    assert all(warning in lm_eval_log.getvalue() for warning in EXPECTED_WARNINGS)
+
+    lm_eval_log.seek(0)
+    lm_eval_log.truncate()
+    capsys.readouterr()
+    main([*args, "--device", "cpu"])
+    out, log = "".join(capsys.readouterr()), lm_eval_log.getvalue()
+    assert not any(warning in out + log for warning in EXPECTED_WARNINGS)
+    assert "Selected Tasks: ['piqa']" in log and "Passed an already-initialized model" in log  # the rest is kept
+    assert "|piqa |" in out
+
+
+def test_prunesweep_eval_without_data_dir_is_one_line_before_any_model_loads(monkeypatch, capsys) -> None:
+    monkeypatch.delenv(DATA_DIR_ENV)
+    with pytest.raises(SystemExit) as exit_:  # a model load would fail first on the missing folder
+        main(["--model", "prunesweep", "--model_args", "pretrained=/nonexistent", "--tasks", "piqa,arc_*"])
+    assert exit_.value.code == 2
+    out, err = capsys.readouterr()
+    assert not out and err.splitlines() == [
+        f"prunesweep: error: offline task 'arc_challenge' reads the benchmark data folder: set {DATA_DIR_ENV}="
+        "/path/to/data (or pass data_dir through --metadata / dataset_kwargs)"
+    ]
+    monkeypatch.setenv(DATA_DIR_ENV, "/nonexistent")
+    with pytest.raises(SystemExit) as exit_:
+        main(["--model", "prunesweep", "--model_args", "pretrained=/nonexistent", "--tasks", "piqa"])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.startswith("prunesweep: error: offline task 'piqa': /nonexistent/piqa/valid.jsonl")
+
+
+def test_the_data_check_takes_data_dir_from_the_metadata_and_looks_only_at_the_offline_tasks(monkeypatch, data_dir):
+    monkeypatch.delenv(DATA_DIR_ENV)
+
+    def check(include_path: str, tasks: list[str], **metadata: str) -> None:
+        check_offline_data(Namespace(include_path=include_path, tasks=tasks, model_args={}, metadata=metadata))
+
+    check(str(TASKS_DIR), ["piqa"], data_dir=data_dir)  # `--metadata '{"data_dir": ...}'`, as the loader reads it
+    check("/my/tasks", ["piqa"])  # another folder's piqa
+    check(str(TASKS_DIR), ["triviaqa"])  # a hub task
+    with pytest.raises(PrunesweepError, match=f"set {DATA_DIR_ENV}="):
+        check(str(TASKS_DIR), ["triviaqa", "*"])

@@ -30,6 +30,15 @@ Splits = dict[str, list[Doc]]
 DATA_DIR_ENV = "PRUNESWEEP_DATA_DIR"
 
 
+class DataDirError(PrunesweepError, SystemExit):
+    """A missing data folder or file. Also a SystemExit, so that under stock `lm_eval`, which catches nothing
+    around task loading, Python prints just the `prunesweep: error: ...` line (no traceback) and exits with 1."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.code = f"prunesweep: error: {message}"
+
+
 @dataclass(frozen=True)
 class OfflineData:
     """Files one offline task reads (relative to the data dir, eval split first), their reader, the layout of
@@ -350,18 +359,18 @@ def read_splits(dataset: str, data_dir: str | Path) -> Splits:
 
 
 def resolve_data_dir(dataset: str, data_dir: str | None) -> Path:
-    """The data folder of offline task `dataset`: `data_dir` if given, else $PRUNESWEEP_DATA_DIR; PrunesweepError
+    """The data folder of offline task `dataset`: `data_dir` if given, else $PRUNESWEEP_DATA_DIR; DataDirError
     (one line naming the variable) when neither is set or a file the task reads is missing."""
     given = data_dir or os.environ.get(DATA_DIR_ENV)
     if not given:
-        raise PrunesweepError(
+        raise DataDirError(
             f"offline task {dataset!r} reads the benchmark data folder: set {DATA_DIR_ENV}=/path/to/data "
             "(or pass data_dir through --metadata / dataset_kwargs)"
         )
     missing = [name for name in DATASETS[dataset].files if not (Path(given) / name).is_file()]
     if missing:
         source = "data_dir" if data_dir else DATA_DIR_ENV
-        raise PrunesweepError(f"offline task {dataset!r}: {Path(given) / missing[0]} not found ({source}={given})")
+        raise DataDirError(f"offline task {dataset!r}: {Path(given) / missing[0]} not found ({source}={given})")
     return Path(given)
 
 
