@@ -57,7 +57,7 @@ def perplexity(
     for batch in bar(windows.split(batch_size), desc=f"ppl@{seq_len}", leave=False):
         batch = batch.to(device)
         logits = model(input_ids=batch, use_cache=False).logits
-        for window_logits, window in zip(logits, batch):  # one window at a time: no batch-sized copies
+        for window_logits, window in zip(logits, batch, strict=True):  # one window at a time: no batch-sized copies
             nll_sum += F.cross_entropy(window_logits[:-1].float(), window[1:], reduction="sum").item()
         count += batch[:, 1:].numel()
     return math.exp(nll_sum / count)
