@@ -86,11 +86,15 @@ def test_a_single_run_has_no_prefix(terminal):
     assert terminal.getvalue() == "[prunesweep][INFO] - done\n"
 
 
-def test_a_parallel_cells_bar_prints_whole_lines_naming_the_cell(terminal, capsys):
+def test_a_parallel_cells_bar_prints_one_whole_line_naming_the_cell(terminal, capsys):
     configure(True, CELL, parallel=True)
     for _ in bar(range(3), desc="eval piqa"):
         logging.getLogger("prunesweep").info("a record")
+    for _ in bar(range(2), desc="ppl@64", leave=False):
+        pass
     err = capsys.readouterr().err
     assert "\r" not in err and err.endswith("\n")
-    assert all(line.startswith(f"[{CELL}] eval piqa: ") for line in err.splitlines())
+    (piqa, ppl) = err.splitlines()  # one line per bar, its final state: no opening 0% line, none cleared away
+    assert piqa.startswith(f"[{CELL}] eval piqa: 100%") and "3/3" in piqa
+    assert ppl.startswith(f"[{CELL}] ppl@64: 100%") and "2/2" in ppl
     assert terminal.getvalue().splitlines() == [f"[{CELL}] [prunesweep][INFO] - a record"] * 3

@@ -194,6 +194,15 @@ def test_batch_tokens_caps_the_batch_and_keeps_the_scores(tiny: LoadedModel, dat
         hook.remove()
 
 
+def test_an_evaluation_outside_a_git_checkout_prints_nothing_of_git(
+    tiny: LoadedModel, data_dir: str, tmp_path, monkeypatch, capfd
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))  # git must not find a repository above
+    run_tasks(tiny.model, tiny.tokenizer, ["piqa"], data_dir, True, 2, 0, 8, 256)
+    assert "not a git repository" not in capfd.readouterr().err
+
+
 def test_check_tasks_accepts_every_offline_task(data_dir: str) -> None:
     check_tasks(sorted(DATASETS), data_dir, offline=True)
 

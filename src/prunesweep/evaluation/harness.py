@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
 import time
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import lm_eval
+import lm_eval.evaluator
 from lm_eval.api.metrics import mean, mean_stderr
 from lm_eval.api.task import Task
+from lm_eval.loggers.utils import get_commit_from_path
 from lm_eval.tasks import TaskManager
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
@@ -29,6 +32,20 @@ log = logging.getLogger(__name__)
 OFFLINE_ENV = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
 
 _TASKS: dict[tuple[str | None, str], Task] = {}
+
+
+def _git_hash_quietly() -> str | None:
+    """lm-eval's `get_git_commit_hash` (the working folder's commit, for its results) without git's
+    "fatal: not a git repository" on the console: git's stderr bypasses the run's console, whose lines name their
+    sweep cell. lm-eval has no option for it, so `simple_evaluate`'s lookup is replaced."""
+    try:
+        command = ["git", "describe", "--always"]
+        return subprocess.check_output(command, stderr=subprocess.DEVNULL).strip().decode()
+    except (subprocess.CalledProcessError, FileNotFoundError):
+        return get_commit_from_path(os.getcwd())
+
+
+lm_eval.evaluator.get_git_commit_hash = _git_hash_quietly
 
 
 def run_tasks(

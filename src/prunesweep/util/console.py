@@ -4,7 +4,8 @@ results went: `cli.closing`); lm-eval's and transformers' own logs and bars only
 
 Log lines go through tqdm, so an open bar is cleared first and redrawn below: a bar and a log line never share a
 line. In a sweep every console line names its cell (`[<cell folder>] ...`); in a parallel one (joblib, submitit
-local: several cells on one terminal) a bar prints each update as a whole line of its own instead of redrawing."""
+local: several cells on one terminal) a bar prints whole lines of its own instead of redrawing: its final state
+when it closes, and its progress every `PARALLEL_BAR_SECONDS` in between."""
 
 from __future__ import annotations
 
@@ -45,15 +46,17 @@ class _Console(logging.StreamHandler):
 
 class _Lines:
     """A bar's stream in a parallel sweep: each update is a whole line (no `\\r` redraws that another cell's
-    output would cut into); tqdm's clearing writes, all blanks, are dropped."""
+    output would cut into). The bar's opening draw (nothing done yet) and tqdm's clearing writes, all blanks, are
+    dropped, so a bar that ends within its refresh interval is one line."""
 
     def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
+        self.stream, self.opened = stream, False
 
     def write(self, text: str) -> None:
         text = text.replace("\r", "").strip()
-        if text:
+        if text and self.opened:
             self.stream.write(text + "\n")
+        self.opened = self.opened or bool(text)
 
     def flush(self) -> None:
         self.stream.flush()
@@ -92,7 +95,7 @@ def bar(iterable: Iterable[Any] | None = None, **kwargs: Any):
 
     kwargs["desc"] = _prefix + kwargs.get("desc", "")
     if _parallel:
-        kwargs.update(file=_Lines(sys.stderr), ncols=100, mininterval=PARALLEL_BAR_SECONDS)
+        kwargs.update(file=_Lines(sys.stderr), ncols=100, mininterval=PARALLEL_BAR_SECONDS, leave=True)
     else:
         kwargs.setdefault("dynamic_ncols", True)
     return tqdm(iterable, disable=False, **kwargs)
