@@ -56,9 +56,10 @@ def data_dir() -> str:
     return compose().paths.data_dir
 
 
-def load(model: str) -> LoadedModel:
-    """A fresh copy of `conf/model/<model>.yaml`, loaded as the runner loads it."""
-    cfg = compose(f"model={model}")
+def load(model: str, *overrides: str) -> LoadedModel:
+    """A fresh copy of `conf/model/<model>.yaml` (with `overrides` such as `model.dtype=bfloat16`), loaded as the
+    runner loads it."""
+    cfg = compose(f"model={model}", *overrides)
     return load_model(cfg.model, cfg.paths.cache_dir, seed=cfg.seed)
 
 

@@ -16,6 +16,7 @@ SCRIPTS = sorted(path.stem for path in BENCHMARKS.glob("*.py") if path.stem != "
 EXPECTED = {
     "bad_input_latency": "rows",
     "depth_and_owl": "block_influence",
+    "gpu_check": "rows",
     "llm_pruner_vs_torch_pruning": "rows",
     "rate_search": "trials",
     "recovery_effect": "rows",
