@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ EXPECTED = {
     "llm_pruner_vs_torch_pruning": "rows",
     "rate_search": "trials",
     "recovery_effect": "rows",
+    "scale_ladder": "rows",
     "stage_memory": "stages",
     "structural_speed": "pruned_over_dense",
     "sweep_sharing": "wikitext2_ppl_shared",
@@ -55,6 +57,7 @@ def test_benchmark_smoke_run_writes_finite_figures(name, tmp_path, data_dir, mon
     monkeypatch.syspath_prepend(str(BENCHMARKS))
     spec = importlib.util.spec_from_file_location(f"benchmark_{name}", BENCHMARKS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)  # dataclasses look their module up while it is built
     spec.loader.exec_module(module)
     out = tmp_path / f"{name}.json"
     module.main(["--smoke", "--out", str(out)])
