@@ -1,16 +1,17 @@
 """What each pruning method costs as the model grows: randomly initialised LLaMA shapes from SmolLM2-135M through
 ~0.5B to TinyLlama-1.1B (`conf/model/random_*.yaml`, no weights downloaded), in float32 and bfloat16.
 
-Every (size, method, dtype) cell runs in a fresh interpreter, so its peak memory is its own:
+Every (size, method, dtype, model.offload) cell runs in a fresh interpreter, so its peak memory is its own:
 - `prune_s`: wall seconds of the pruner's `prune_to` alone (model load and calibration batch come before it);
 - `prune_peak_rss_mib`: the prune stage's peak resident memory as a run records it (`util.memory.stage_peak`,
-  the resident model included);
+  the resident model included); `prune_peak_anon_mib` its anonymous part (the resident set less mapped files:
+  under `offload=disk` the weights are mapped files, which the kernel can drop and read again);
 - `process_peak_mib`: the process's maximum resident set after pruning (getrusage, the kernel's VmHWM): model
   load, calibration batch and pruning together, before the save; `baseline_peak_mib` the same before the model
   loads (the interpreter and its imports, ~0.4 GiB, part of every memory figure);
 - `store_mib`: the weight files of the pruned checkpoint as the project's step store saves it (`StepStore.save`
   into a temporary store; the store's `checkpoint_bytes`): safetensors, an unstructured method's zeros included.
-Per method and dtype, the exponents of prune time and of prune-stage memory (also of its part above the
+Per method, dtype and offload, the exponents of prune time and of prune-stage memory (also of its part above the
 baseline) in the parameter count (least-squares slope in log-log). Perplexity means nothing on random weights and is not measured.
 
 Methods are their `conf/pruner` presets at the preset rates (magnitude, wanda, sparsegpt, owl: 0.5 of the
@@ -21,12 +22,15 @@ unless `--samples` / `--seq-len` set it for every method; each row records what 
     .venv/bin/python benchmarks/scale_ladder.py --threads 2                 # fp32, 3 sizes x 7 methods
     .venv/bin/python benchmarks/scale_ladder.py --threads 2 --dtypes float32 bfloat16 \\
         --extra random_tinyllama_1p1b:wanda:bfloat16 --samples 16 --seq-len 128 --cell-timeout 1800
+    .venv/bin/python benchmarks/scale_ladder.py --sizes random_tinyllama_1p1b --methods wanda sparsegpt \\
+        --offloads none cpu disk                                            # offload on the 1.1B shape
     .venv/bin/python benchmarks/scale_ladder.py --smoke                     # tiny_llama, magnitude + wanda
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -63,6 +67,7 @@ METHODS: dict[str, tuple[str, dict[str, Any]]] = {
     "llm_pruner": ("llm_pruner", {}),
 }
 DTYPES = ("float32", "bfloat16")
+OFFLOADS = ("none", "cpu", "disk")
 MIB = 1 << 20
 FITTED = ("time_exponent", "memory_exponent", "memory_above_baseline_exponent")
 SOURCE_ROOT = Path(prunesweep.__file__).resolve().parents[1]  # the cells import the same prunesweep as this process
@@ -70,24 +75,31 @@ SOURCE_ROOT = Path(prunesweep.__file__).resolve().parents[1]  # the cells import
 
 @dataclass(frozen=True)
 class Cell:
-    """One measurement: a model config of the ladder, a ladder method, a dtype."""
+    """One measurement: a model config of the ladder, a ladder method, a dtype, where the weights wait."""
 
     size: str
     method: str
     dtype: str
+    offload: str = "none"
 
     @classmethod
     def parse(cls, spec: str) -> Cell:
-        """`size:method:dtype`, e.g. `random_tinyllama_1p1b:wanda:bfloat16` (an argparse type)."""
+        """`size:method:dtype[:offload]`, e.g. `random_tinyllama_1p1b:wanda:bfloat16:disk` (an argparse type)."""
         parts = spec.split(":")
-        if len(parts) != 3 or parts[1] not in METHODS or parts[2] not in DTYPES:
+        if (
+            not 3 <= len(parts) <= 4
+            or parts[1] not in METHODS
+            or parts[2] not in DTYPES
+            or parts[3:4] not in ([], *([o] for o in OFFLOADS))
+        ):
             raise argparse.ArgumentTypeError(
-                f"{spec!r} is not size:method:dtype (methods {', '.join(METHODS)}; dtypes {', '.join(DTYPES)})"
+                f"{spec!r} is not size:method:dtype[:offload] (methods {', '.join(METHODS)}; dtypes "
+                f"{', '.join(DTYPES)}; offload {', '.join(OFFLOADS)})"
             )
         return cls(*parts)
 
     def __str__(self) -> str:
-        return f"{self.size}:{self.method}:{self.dtype}"
+        return f"{self.size}:{self.method}:{self.dtype}:{self.offload}"
 
 
 def measure(cell: Cell, samples: int | None, seq_len: int | None) -> dict[str, Any]:
@@ -96,7 +108,7 @@ def measure(cell: Cell, samples: int | None, seq_len: int | None) -> dict[str, A
     sizes = {key: value for key, value in (("n_samples", samples), ("seq_len", seq_len)) if value is not None}
     pruner = make_pruner(preset, **{**options, "calibration": {**options.get("calibration", {}), **sizes}})
     baseline_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
-    loaded = load(cell.size, f"model.dtype={cell.dtype}")
+    loaded = load(cell.size, f"model.dtype={cell.dtype}", f"model.offload={cell.offload}")
     model, tokenizer = loaded.model, loaded.tokenizer
     params = count_params(model)[0]
     calib = pruner.cfg.calibration if pruner.uses_calibration else None
@@ -122,6 +134,7 @@ def measure(cell: Cell, samples: int | None, seq_len: int | None) -> dict[str, A
         "size": cell.size,
         "method": cell.method,
         "dtype": cell.dtype,
+        "offload": cell.offload,
         "preset": preset,
         "params": params,
         "weights_mib": params * element / MIB,
@@ -145,7 +158,7 @@ def run_cell(cell: Cell, args: argparse.Namespace) -> dict[str, Any]:
     """`measure(cell)` in a fresh interpreter (this script with `--cell`); its row, or one saying why it failed."""
     flags = [f"--{name.replace('_', '-')}={value}" for name in ("samples", "seq_len") if (value := getattr(args, name))]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(SOURCE_ROOT), os.environ.get("PYTHONPATH")]))}
-    failed = {"size": cell.size, "method": cell.method, "dtype": cell.dtype}
+    failed = {"size": cell.size, "method": cell.method, "dtype": cell.dtype, "offload": cell.offload}
     with tempfile.TemporaryDirectory(prefix="prunesweep-ladder-cell-") as tmp:
         out = Path(tmp, "cell.json")
         command = [sys.executable, __file__, "--cell", str(cell), f"--threads={args.threads}", f"--out={out}", *flags]
@@ -168,19 +181,20 @@ def exponent(points: list[tuple[float, float]]) -> float | None:
 
 
 def exponents(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per measured (method, dtype): the exponents of time and prune-stage memory in the parameters (None below two
-    sizes)."""
+    """Per measured (method, dtype, offload): the exponents of time and prune-stage memory in the parameters (None
+    below two sizes)."""
     fits = []
-    for method in METHODS:
-        for dtype in DTYPES:
-            done = [r for r in rows if r["method"] == method and r["dtype"] == dtype and "error" not in r]
-            if not done:
-                continue
+    for method, dtype, offload in itertools.product(METHODS, DTYPES, OFFLOADS):
+        done = [
+            r for r in rows
+            if (r["method"], r["dtype"], r["offload"]) == (method, dtype, offload) and "error" not in r
+        ]  # fmt: skip
+        if done:
             time_exp = exponent([(r["params"], r["prune_s"]) for r in done])
             memory_exp = exponent([(r["params"], r["prune_peak_rss_mib"]) for r in done])
             above = exponent([(r["params"], r["prune_peak_rss_mib"] - r["baseline_peak_mib"]) for r in done])
             fits.append(
-                {"method": method, "dtype": dtype, "sizes": len(done), "time_exponent": time_exp,
+                {"method": method, "dtype": dtype, "offload": offload, "sizes": len(done), "time_exponent": time_exp,
                  "memory_exponent": memory_exp, "memory_above_baseline_exponent": above}
             )  # fmt: skip
     return fits
@@ -195,25 +209,28 @@ def calibration_label(row: dict[str, Any]) -> str:
 def table(rows: list[dict[str, Any]], fits: list[dict[str, Any]]) -> str:
     """The cells and the exponents as markdown tables."""
     lines = [
-        "| size | params (M) | dtype | method | calibration | prune s | prune peak MiB | process peak MiB | store MiB |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| size | params (M) | dtype | offload | method | calibration | prune s | prune peak MiB | prune peak anon MiB "
+        "(% of weights) | process peak MiB | store MiB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        head = f"| {r['size']} | {r['params'] / 1e6:.1f} |" if "params" in r else f"| {r['size']} | |"
         if "error" in r:
-            lines.append(f"| {r['size']} | | {r['dtype']} | {r['method']} | | failed: {r['error']} | | | |")
+            lines.append(f"{head} {r['dtype']} | {r['offload']} | {r['method']} | | failed: {r['error']} | | | | |")
             continue
+        anon = f"{r['prune_peak_anon_mib']:.0f} ({100 * r['prune_peak_anon_mib'] / r['weights_mib']:.0f}%)"
         lines.append(
-            f"| {r['size']} | {r['params'] / 1e6:.1f} | {r['dtype']} | {r['method']} | {calibration_label(r)} | "
-            f"{r['prune_s']:.2f} | {r['prune_peak_rss_mib']:.0f} | {r['process_peak_mib']:.0f} | {r['store_mib']:.0f} |"
+            f"{head} {r['dtype']} | {r['offload']} | {r['method']} | {calibration_label(r)} | {r['prune_s']:.2f} | "
+            f"{r['prune_peak_rss_mib']:.0f} | {anon} | {r['process_peak_mib']:.0f} | {r['store_mib']:.0f} |"
         )
     lines += [
         "",
-        "| method | dtype | sizes | time exponent | memory exponent | memory above baseline exponent |",
-        "|---|---|---|---|---|---|",
+        "| method | dtype | offload | sizes | time exponent | memory exponent | memory above baseline exponent |",
+        "|---|---|---|---|---|---|---|",
     ]
     for f in fits:
         shown = " | ".join("–" if f[key] is None else f"{f[key]:.2f}" for key in FITTED)
-        lines.append(f"| {f['method']} | {f['dtype']} | {f['sizes']} | {shown} |")
+        lines.append(f"| {f['method']} | {f['dtype']} | {f['offload']} | {f['sizes']} | {shown} |")
     return "\n".join(lines)
 
 
@@ -222,21 +239,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", nargs="+", default=LADDER, help="model configs of conf/model (not --model)")
     parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
     parser.add_argument("--dtypes", nargs="+", choices=DTYPES, default=["float32"])
+    parser.add_argument("--offloads", nargs="+", choices=OFFLOADS, default=["none"], help="model.offload of the grid")
     parser.add_argument(
-        "--extra", nargs="+", type=Cell.parse, default=[], help="cells after the grid: size:method:dtype"
+        "--extra", nargs="+", type=Cell.parse, default=[], help="cells after the grid: size:method:dtype[:offload]"
     )
     parser.add_argument("--samples", type=int, default=None, help="calibration sequences (default: each preset's)")
     parser.add_argument("--seq-len", type=int, default=None, help="calibration tokens a sequence (default: presets')")
     parser.add_argument("--cell-timeout", type=float, default=None, help="seconds before a cell is stopped")
     parser.add_argument("--cell", type=Cell.parse, default=None, help=argparse.SUPPRESS)  # the child's one cell
     args = parse(
-        parser, "scale_ladder", argv, sizes=[SMOKE_MODEL], methods=["magnitude", "wanda"], samples=2, seq_len=32
-    )
+        parser, "scale_ladder", argv, sizes=[SMOKE_MODEL], methods=["magnitude", "wanda"], samples=2, seq_len=32,
+        extra=[Cell(SMOKE_MODEL, "wanda", "float32", "disk")],
+    )  # fmt: skip
     if args.cell is not None:
         report(args, {"cell": measure(args.cell, args.samples, args.seq_len)})
         return
 
-    grid = [Cell(size, method, dtype) for size in args.sizes for dtype in args.dtypes for method in args.methods]
+    grid = [Cell(*cell) for cell in itertools.product(args.sizes, args.methods, args.dtypes, args.offloads)]
     cells = list(dict.fromkeys([*grid, *args.extra]))
     rows: list[dict[str, Any]] = []
     for number, cell in enumerate(cells, start=1):

@@ -48,6 +48,8 @@ def choices(name: str, *values: str) -> type[Enum]:
 ModelSource = choices("ModelSource", "hf", "gguf_package", "random")
 RandomArchitecture = choices("RandomArchitecture", "llama", "gpt2")
 ModelDtype = choices("ModelDtype", "float32", "bfloat16", "float16")  # float16: GPU only
+# Where the weights live while the compute device works one decoder layer at a time (`models.offload`).
+OffloadMode = choices("OffloadMode", "none", "cpu", "disk")
 ScheduleKind = choices("ScheduleKind", "oneshot", "constant", "linear", "exponential", "cubic", "explicit")
 RecoveryKind = choices("RecoveryKind", "none", "lora", "full", "distill")
 RecoveryParams = choices("RecoveryParams", "lora", "full")  # what recovery=distill trains
@@ -72,6 +74,7 @@ class ModelConfig:
     revision: str | None = None
     dtype: ModelDtype = ModelDtype["float32"]  # type: ignore[valid-type]
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    offload: OffloadMode = OffloadMode["none"]  # type: ignore[valid-type]  # none | cpu (host memory) | disk (mmap)
     trust_remote_code: bool = False
 
 

@@ -21,6 +21,7 @@ from transformers import (
 )
 
 from prunesweep.config.schema import ModelConfig
+from prunesweep.models.offload import offload
 from prunesweep.models.tiny_tokenizer import byte_level_tokenizer
 from prunesweep.util.atomic import atomic_dir
 from prunesweep.util.errors import PrunesweepError
@@ -92,7 +93,7 @@ def check_model_config(cfg: ModelConfig) -> None:
 
 
 def load_model(cfg: ModelConfig, cache_dir: str | Path, seed: int = 0) -> LoadedModel:
-    """Materialise the model on its device in its dtype, in eval mode."""
+    """Materialise the model in its dtype, in eval mode: on its device, or under `cfg.offload` (`models.offload`)."""
     check_model_config(cfg)
     device = resolve_device(cfg.device)
     dtype = resolve_dtype(cfg.dtype, device)
@@ -102,10 +103,21 @@ def load_model(cfg: ModelConfig, cache_dir: str | Path, seed: int = 0) -> Loaded
         loaded = _gguf_model(cfg, Path(cache_dir), dtype)
     else:
         loaded = _hf_model(cfg, cfg.path, dtype, revision=cfg.revision)
-    loaded.model.to(device=device, dtype=dtype).eval()
+    place(loaded.model, cfg, cache_dir)
     if loaded.tokenizer.pad_token is None:
         loaded.tokenizer.pad_token = loaded.tokenizer.eos_token
     return loaded
+
+
+def place(model: PreTrainedModel, cfg: ModelConfig, cache_dir: str | Path) -> None:
+    """Put a loaded model in `cfg`'s dtype, in eval mode, on its device or under `cfg.offload`: host memory (or
+    mapped files) hold the weights and the compute device takes one decoder layer at a time."""
+    device = resolve_device(cfg.device)
+    model.to(dtype=resolve_dtype(cfg.dtype, device)).eval()
+    if cfg.offload == "none":
+        model.to(device)
+    else:
+        offload(model, cfg.offload, device, Path(cache_dir) / "offload")
 
 
 def architecture_config(cfg: ModelConfig, cache_dir: str | Path) -> PretrainedConfig | None:

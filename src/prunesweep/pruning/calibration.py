@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from prunesweep.models.architecture import out_in_weight, require_architecture
+from prunesweep.models.offload import offloader_of
 from prunesweep.util.console import bar
 from prunesweep.util.errors import PrunesweepError
 
@@ -99,7 +100,7 @@ def capture_layer_inputs(
     """The inputs of the first decoder layer for `calibration_ids`, in batches of `batch_size` sequences."""
     check_calibration_ids(calibration_ids)
     first = require_architecture(model).layers(model)[0]
-    device = next(model.parameters()).device
+    offloader = offloader_of(model)
     captured: list[LayerInput] = []
 
     def hook(_module: nn.Module, args: tuple, kwargs: dict) -> None:
@@ -109,9 +110,9 @@ def capture_layer_inputs(
 
     handle = first.register_forward_pre_hook(hook, with_kwargs=True)
     try:
-        with torch.no_grad(), _eval_mode(model):
+        with torch.no_grad(), _eval_mode(model), offloader.embedding(model):
             for batch in calibration_ids.split(batch_size):
-                batch = batch.to(device)
+                batch = batch.to(offloader.device)
                 with suppress(_StopForward):  # calibration windows are unpadded: an all-ones mask
                     model(input_ids=batch, attention_mask=torch.ones_like(batch), use_cache=False)
     finally:
@@ -153,17 +154,20 @@ def sequential_calibration(
 ) -> None:
     """Paper-faithful layer-wise pruning: for each layer, collect the statistics of its linears on the current
     inputs, call `prune_layer(index, layer, stats)`, and feed the *pruned* layer's outputs to the next layer.
-    Only one layer's statistics are alive at a time."""
+    Only one layer's statistics (and, under `model.offload`, one layer's weights on the compute device) are alive
+    at a time."""
     check_kinds(kinds)
     arch = require_architecture(model)
+    offloader = offloader_of(model)
     inputs = capture_layer_inputs(model, calibration_ids, batch_size)
     with _eval_mode(model):
         for index, layer in enumerate(bar(arch.layers(model), desc="calibrate + prune layers", unit="layer")):
-            with recording(arch.linears(layer), kinds) as stats:
-                advance(layer, inputs)
-            prune_layer(index, layer, {name: s.tensors for name, s in stats.items()})
-            del stats
-            inputs = advance(layer, inputs)
+            with offloader.onloaded(layer, index, changed=True):
+                with recording(arch.linears(layer), kinds) as stats:
+                    advance(layer, inputs)
+                prune_layer(index, layer, {name: s.tensors for name, s in stats.items()})
+                del stats
+                inputs = advance(layer, inputs)
 
 
 def dense_statistics(
@@ -173,11 +177,12 @@ def dense_statistics(
     safetensors, reusable by every rate and pattern of a sweep)."""
     check_kinds(kinds)
     arch = require_architecture(model)
+    offloader = offloader_of(model)
     inputs = capture_layer_inputs(model, calibration_ids, batch_size)
     flat: dict[str, torch.Tensor] = {}
     with _eval_mode(model):
         for index, layer in enumerate(bar(arch.layers(model), desc="calibration statistics", unit="layer")):
-            with recording(arch.linears(layer), kinds) as stats:
+            with offloader.onloaded(layer, index, changed=False), recording(arch.linears(layer), kinds) as stats:
                 inputs = advance(layer, inputs)
             for name, linear_stats in stats.items():
                 flat.update({f"{index}.{name}.{kind}": t for kind, t in linear_stats.tensors.items()})

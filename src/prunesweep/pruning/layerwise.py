@@ -16,6 +16,7 @@ from torch import nn
 
 from prunesweep.config.schema import PrunerConfig, choices
 from prunesweep.models.architecture import out_in_weight, require_architecture
+from prunesweep.models.offload import offloader_of
 from prunesweep.pruning.base import PruneContext, Pruner, PruneResult, PrunerKind
 from prunesweep.pruning.calibration import (
     check_calibration_ids,
@@ -129,8 +130,10 @@ class LayerwiseMethod(ABC):
             if stats is None:
                 stats = dense_statistics(model, calibration_ids, self.kinds, batch_size)
             per_layer = [layer_statistics(stats, i, arch.linears(layer), self.kinds) for i, layer in enumerate(layers)]
+            offloader = offloader_of(model)
             for index, layer in enumerate(layers):
-                prune_layer(index, layer, per_layer[index])
+                with offloader.onloaded(layer, index, changed=True):
+                    prune_layer(index, layer, per_layer[index])
         linears = [list(arch.linears(layer).values()) for layer in layers]
         return LayerwiseResult(
             achieved=sparsity_of(m for layer in linears for m in layer),

@@ -5,8 +5,10 @@ weights; `MaskKeeper` re-zeroes the pruned positions after training steps or a L
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -73,7 +75,8 @@ def module_sparsity(model: nn.Module, targets: list[str]) -> float:
 
 
 class MaskKeeper:
-    """Remembers which weights of the target linears are pruned (zero) and keeps them at zero."""
+    """Remembers which weights of the target linears are pruned (zero) and keeps them at zero. The masks are kept
+    one bit a weight (1/32 of float32 weights; a bool mask would be a byte)."""
 
     def __init__(self, targets: list[str]) -> None:
         self.targets = targets
@@ -81,7 +84,7 @@ class MaskKeeper:
 
     def capture(self, model: nn.Module) -> None:
         """Take the current zeros of the target linears as the mask (after a pruning step, or on resume)."""
-        self.masks = {name: module.weight != 0 for name, module in prunable_linears(model, self.targets).items()}
+        self.masks = {name: _pack(module.weight != 0) for name, module in prunable_linears(model, self.targets).items()}
 
     def reapply(self, model: nn.Module) -> None:
         """Zero the pruned positions again (after full fine-tuning steps or a LoRA merge)."""
@@ -89,5 +92,16 @@ class MaskKeeper:
         if not self.masks:  # e.g. resumed from a checkpoint: the zeros are the mask
             self.capture(model)
         with torch.no_grad():
-            for name, mask in self.masks.items():
-                modules[name].weight.mul_(mask.to(modules[name].weight.dtype))
+            for name, packed in self.masks.items():
+                weight = modules[name].weight
+                weight.mul_(_unpack(packed, weight.shape).to(weight.device, weight.dtype))
+
+
+def _pack(mask: torch.Tensor) -> torch.Tensor:
+    """A bool tensor as uint8 bits (numpy's packbits: torch has no bit packing)."""
+    return torch.from_numpy(np.packbits(mask.detach().cpu().flatten().numpy()))
+
+
+def _unpack(packed: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    count = math.prod(shape)
+    return torch.from_numpy(np.unpackbits(packed.numpy(), count=count).astype(bool)).view(shape)

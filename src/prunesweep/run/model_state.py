@@ -9,7 +9,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from prunesweep.models.loader import load_model, resolve_device, resolve_dtype
+from prunesweep.models.loader import load_model, place, resolve_device, resolve_dtype
 from prunesweep.run.fingerprint import model_source
 from prunesweep.run.teacher import Teacher, load_teacher, teacher_model_config
 from prunesweep.store.checkpoint import load_checkpoint
@@ -41,9 +41,9 @@ class ModelState:
                 loaded = load_model(self.cfg.model, self.cfg.paths.cache_dir, seed=self.cfg.seed)
                 self.model, self.tokenizer = loaded.model, loaded.tokenizer
             else:
-                device = resolve_device(self.cfg.model.device)
-                dtype = resolve_dtype(self.cfg.model.dtype, device)
-                self.model, self.tokenizer = load_checkpoint(self.checkpoint_of[step], dtype, device)
+                dtype = resolve_dtype(self.cfg.model.dtype, resolve_device(self.cfg.model.device))
+                self.model, self.tokenizer = load_checkpoint(self.checkpoint_of[step], dtype, "cpu")
+                place(self.model, self.cfg.model, self.cfg.paths.cache_dir)
             progress.update()
         log.info("model after step %d ready in %.1fs", step, time.perf_counter() - start)
         self.step = step

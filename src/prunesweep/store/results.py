@@ -16,6 +16,7 @@ RESULTS_FILE = "results.jsonl"
 TRIAL_FILE = "search.json"  # a rate-search trial beside its cell\'s results
 # Settings that do not change a cell's numbers: excluded from its identity.
 NON_IDENTITY_KEYS = ("paths", "logger", "experiment_name", "threads", "verbose", "search")
+NON_IDENTITY_MODEL_KEYS = ("offload",)  # where the weights wait between layers: the same masks either way
 
 
 def resolved_config(cfg: DictConfig) -> dict[str, Any]:
@@ -23,10 +24,17 @@ def resolved_config(cfg: DictConfig) -> dict[str, Any]:
     return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
 
 
+def identity_settings(resolved: dict[str, Any]) -> dict[str, Any]:
+    """The settings of a resolved config that change its numbers."""
+    identity = {key: value for key, value in resolved.items() if key not in NON_IDENTITY_KEYS}
+    if isinstance(identity.get("model"), dict):
+        identity["model"] = {k: v for k, v in identity["model"].items() if k not in NON_IDENTITY_MODEL_KEYS}
+    return identity
+
+
 def identity_hash(cfg: DictConfig, inputs: dict[str, Any]) -> str:
     """Content hash of what determines a cell's results: its settings and the fingerprints of its inputs."""
-    identity = {key: value for key, value in resolved_config(cfg).items() if key not in NON_IDENTITY_KEYS}
-    return content_key({"config": identity, "inputs": inputs}, length=16)
+    return content_key({"config": identity_settings(resolved_config(cfg)), "inputs": inputs}, length=16)
 
 
 class ResultsLog:

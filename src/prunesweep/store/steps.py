@@ -29,7 +29,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from prunesweep.data.records import Record, first_error
 from prunesweep.store.checkpoint import checkpoint_bytes, save_checkpoint
-from prunesweep.store.results import NON_IDENTITY_KEYS, read_results
+from prunesweep.store.results import identity_settings, read_results
 from prunesweep.util.atomic import atomic_dir, atomic_path, write_json, write_jsonl
 from prunesweep.util.hashing import content_key, file_sha256
 
@@ -53,7 +53,7 @@ def trajectory_keys(resolved: dict[str, Any], inputs: dict[str, Any], rates: lis
     """Keys of the model before any step (index 0) and after each step of the trajectory `rates`.
 
     The final rate and the schedule kind are not part of a key: only the rates actually visited are."""
-    trajectory = {key: value for key, value in resolved.items() if key not in (*NON_IDENTITY_KEYS, "schedule")}
+    trajectory = {key: value for key, value in identity_settings(resolved).items() if key != "schedule"}
     trajectory["pruner"] = {key: value for key, value in resolved["pruner"].items() if key != "rate"}
     trajectory["inputs"] = inputs
     return [

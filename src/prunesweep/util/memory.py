@@ -17,8 +17,9 @@ from pathlib import Path
 import torch
 
 STATUS, STATM = Path("/proc/self/status"), Path("/proc/self/statm")
-RSS_FIELD, ACCELERATOR_FIELD = "_peak_rss_bytes", "_peak_accelerator_bytes"  # a stage's figures: `<stage><field>`
-PEAK_FIELDS = (RSS_FIELD, ACCELERATOR_FIELD)
+# a stage's figures: `<stage><field>`
+RSS_FIELD, ANON_FIELD, ACCELERATOR_FIELD = "_peak_rss_bytes", "_peak_anon_bytes", "_peak_accelerator_bytes"
+PEAK_FIELDS = (RSS_FIELD, ANON_FIELD, ACCELERATOR_FIELD)
 SAMPLE_SECONDS = 0.005
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -33,33 +34,41 @@ def _high_water_bytes() -> int | None:
     return None if kib is None else kib * 1024
 
 
-def _resident_bytes() -> int:
-    """The process's resident set now (second field of `/proc/self/statm`, in pages)."""
-    return int(STATM.read_text().split()[1]) * PAGE_BYTES
+def _resident_bytes() -> tuple[int, int]:
+    """The process's resident set now and its anonymous part: `/proc/self/statm`'s resident pages, less its shared
+    (file-backed) ones, such as memory-mapped weight files the kernel can drop and read again."""
+    _, resident, shared = STATM.read_text().split()[:3]
+    return int(resident) * PAGE_BYTES, (int(resident) - int(shared)) * PAGE_BYTES
 
 
 class _Sampler(threading.Thread):
-    """Reads the resident set every `SAMPLE_SECONDS` until stopped, keeping the largest."""
+    """Reads the resident set every `SAMPLE_SECONDS` until stopped, keeping the largest (whole and anonymous)."""
 
     def __init__(self) -> None:
         super().__init__(name="prunesweep-rss-sampler", daemon=True)
-        self.peak = _resident_bytes()
+        self.peak, self.anon_peak = _resident_bytes()
         self._stop_event = threading.Event()
 
     def run(self) -> None:
         while not self._stop_event.wait(SAMPLE_SECONDS):
-            self.peak = max(self.peak, _resident_bytes())
+            self._sample()
 
-    def stop(self) -> int:
+    def _sample(self) -> None:
+        resident, anon = _resident_bytes()
+        self.peak, self.anon_peak = max(self.peak, resident), max(self.anon_peak, anon)
+
+    def stop(self) -> tuple[int, int]:
         self._stop_event.set()
         self.join()
-        return max(self.peak, _resident_bytes())
+        self._sample()
+        return self.peak, self.anon_peak
 
 
 @contextmanager
 def stage_peak(stage: str) -> Iterator[dict[str, int]]:
     """Measure the block; the yielded dict is filled on exit with `<stage>_peak_rss_bytes` (the most resident
-    memory at any moment of the block, what was resident before included) and, on CUDA,
+    memory at any moment of the block, what was resident before included), `<stage>_peak_anon_bytes` (the most
+    anonymous memory the sampler saw: the resident set less mapped files) and, on CUDA,
     `<stage>_peak_accelerator_bytes`. Fields that cannot be measured here are left out. Blocks must not nest: the
     accelerator's peak statistics are process-wide."""
     figures: dict[str, int] = {}
@@ -74,8 +83,9 @@ def stage_peak(stage: str) -> Iterator[dict[str, int]]:
         yield figures
     finally:
         if sampler is not None:
-            sampled, raised = sampler.stop(), _high_water_bytes()
+            (sampled, anon), raised = sampler.stop(), _high_water_bytes()
             exact = raised is not None and raised > high_water
             figures[stage + RSS_FIELD] = raised if exact else sampled
+            figures[stage + ANON_FIELD] = anon
         if cuda:
             figures[stage + ACCELERATOR_FIELD] = torch.cuda.max_memory_allocated()

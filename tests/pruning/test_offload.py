@@ -1,0 +1,111 @@
+"""`model.offload`: layer-wise pruning with the weights in host memory or memory-mapped files gives the same
+weights, bit for bit, as with the model on its device; under `disk` every weight is a mapped file page after
+pruning; a run's identity does not depend on where the weights waited."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from prunesweep.models.loader import load_model
+from prunesweep.models.offload import offloader_of
+from prunesweep.pruning.sparsegpt import prune_sparsegpt
+from prunesweep.pruning.wanda import prune_wanda
+from prunesweep.run.cell import run
+from prunesweep.store.results import identity_hash
+from tests.calibration_inputs import calibration_ids
+from tests.compose import compose_config
+
+METHODS = {"wanda": prune_wanda, "sparsegpt": prune_sparsegpt}
+
+
+def tiny(offload: str, cache: Path, arch: str = "llama"):
+    cfg = compose_config([f"model=tiny_{arch}", f"model.offload={offload}"]).model
+    return load_model(cfg, cache_dir=cache, seed=0).model
+
+
+def pruned_weights(offload: str, cache: Path, method: str, mode: str, arch: str = "llama") -> dict[str, torch.Tensor]:
+    model = tiny(offload, cache, arch)
+    METHODS[method](model, calibration_ids(model), 0.5, mode=mode, batch_size=3)
+    return {name: p.detach().clone() for name, p in model.state_dict().items()}
+
+
+def mapped_ranges(folder: Path) -> list[tuple[int, int]]:
+    """Address ranges of this process's mappings of files inside `folder`."""
+    ranges = []
+    for line in Path("/proc/self/maps").read_text().splitlines():
+        fields = line.split(maxsplit=5)
+        if len(fields) == 6 and fields[5].startswith(str(folder)):
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            ranges.append((start, end))
+    return ranges
+
+
+@pytest.mark.parametrize(("method", "mode", "arch"), [
+    ("wanda", "sequential", "llama"), ("sparsegpt", "sequential", "llama"), ("sparsegpt", "dense", "llama"),
+    ("wanda", "dense", "gpt2"),
+])  # fmt: skip
+@pytest.mark.parametrize("offload", ["cpu", "disk"])
+def test_offloaded_pruning_gives_the_same_weights_bit_for_bit(tmp_path, method, mode, arch, offload):
+    expected = pruned_weights("none", tmp_path, method, mode, arch)
+    got = pruned_weights(offload, tmp_path, method, mode, arch)
+    assert expected.keys() == got.keys()
+    for name in expected:
+        assert torch.equal(expected[name], got[name]), name
+    assert sum(int((w == 0).sum()) for w in got.values()) > 0
+
+
+def test_under_disk_offload_every_weight_is_a_mapped_file_page_after_pruning(tmp_path):
+    model = tiny("disk", tmp_path)
+    folder = offloader_of(model).folder
+    assert folder is not None and folder.is_relative_to(tmp_path)
+    prune_sparsegpt(model, calibration_ids(model), 0.5, mode="sequential", batch_size=3)
+    ranges = mapped_ranges(folder)
+    assert ranges
+    for name, p in model.named_parameters():
+        address = p.data_ptr()
+        assert any(start <= address < end for start, end in ranges), f"{name} is not in a mapped offload file"
+    assert {p.name for p in folder.iterdir()} >= {"layer_0.safetensors", "layer_1.safetensors", "rest.safetensors"}
+
+
+def test_the_offload_folder_goes_with_its_model(tmp_path):
+    model = tiny("disk", tmp_path)
+    folder = offloader_of(model).folder
+    assert folder.is_dir()
+    del model
+    assert not folder.exists()
+
+
+def test_where_the_weights_wait_is_not_part_of_a_runs_identity(tmp_path, data_dir):
+    def identity(offload: str) -> str:
+        return identity_hash(compose_config(["experiment=smoke", f"model.offload={offload}"]), {"inputs": 1})
+
+    assert identity("none") == identity("cpu") == identity("disk")
+
+
+def test_a_run_with_disk_offload_records_the_numbers_of_one_without(tmp_path, data_dir):
+    overrides = [
+        "experiment=smoke", "pruner=wanda", "pruner.calibration.n_samples=4", "pruner.calibration.seq_len=32",
+        f"paths.data_dir={data_dir}", f"paths.store_dir={tmp_path}/store", f"paths.cache_dir={tmp_path}/cache",
+    ]  # fmt: skip
+    first = run(compose_config(overrides), tmp_path / "none")
+    elsewhere = [f"paths.store_dir={tmp_path}/store2", "model.offload=disk"]  # computed again, not reused
+    again = run(compose_config([*overrides, *elsewhere]), tmp_path / "disk")
+    metrics = lambda rows: {(r["step"], r["stage"], r["task"], r["metric"]): r["value"] for r in rows}  # noqa: E731
+    assert len(metrics(first)) > 3 and metrics(first) == metrics(again)
+
+
+def test_a_step_resumed_from_the_store_is_offloaded_too(tmp_path):
+    from prunesweep.run.model_state import ModelState
+    from prunesweep.store.checkpoint import save_checkpoint
+    from tests.models import tiny_model
+
+    loaded = tiny_model()
+    folder = save_checkpoint(loaded.model, loaded.tokenizer, tmp_path / "step_1")
+    cfg = compose_config(["experiment=smoke", "model=tiny_llama", "model.offload=disk", f"paths.cache_dir={tmp_path}"])
+    model = ModelState(cfg, [folder, folder]).at(1)
+    offloader = offloader_of(model)
+    assert offloader.mode == "disk" and offloader.folder.is_relative_to(tmp_path)
+    assert mapped_ranges(offloader.folder)
