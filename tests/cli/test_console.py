@@ -57,10 +57,18 @@ def test_the_closing_table_has_one_header_row_and_one_number_format_per_column()
     ]
 
 
+class Terminal(io.StringIO):
+    """A string that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
 @pytest.fixture
 def terminal(monkeypatch):
-    """A root logger whose console is a string (as Hydra's job logging sets it up), restored afterwards."""
-    root, stream = logging.getLogger(), io.StringIO()
+    """A root logger whose console is a terminal kept as a string (as Hydra's job logging sets it up), restored
+    afterwards."""
+    root, stream = logging.getLogger(), Terminal()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("[%(name)s][%(levelname)s] - %(message)s"))
     monkeypatch.setattr(root, "handlers", [handler])
@@ -98,3 +106,23 @@ def test_a_parallel_cells_bar_prints_one_whole_line_naming_the_cell(terminal, ca
     assert piqa.startswith(f"[{CELL}] eval piqa: 100%") and "3/3" in piqa
     assert ppl.startswith(f"[{CELL}] ppl@64: 100%") and "2/2" in ppl
     assert terminal.getvalue().splitlines() == [f"[{CELL}] [prunesweep][INFO] - a record"] * 3
+
+
+def test_on_a_console_that_is_a_file_a_bar_prints_whole_lines_apart_from_log_lines(monkeypatch, tmp_path):
+    root, log_file = logging.getLogger(), (tmp_path / "console.log").open("w")
+    handler = logging.StreamHandler(log_file)  # output redirected: `prunesweep ... 2> console.log`
+    handler.setFormatter(logging.Formatter("[%(name)s][%(levelname)s] - %(message)s"))
+    monkeypatch.setattr(root, "handlers", [handler])
+    monkeypatch.setattr(root, "level", logging.INFO)
+    monkeypatch.setattr(console, "_prefix", "")
+    monkeypatch.setattr(console, "_parallel", False)
+    configure(True)
+    with log_file, bar(total=2, desc="load model", file=log_file) as progress:
+        progress.update(1)
+        logging.getLogger("prunesweep.models.loader").info("converting")
+        progress.update(1)
+    written = (tmp_path / "console.log").read_text()
+    assert "\r" not in written
+    (logged, final) = written.splitlines()
+    assert logged == "[prunesweep.models.loader][INFO] - converting"
+    assert final.startswith("load model: 100%") and "2/2" in final

@@ -3,9 +3,10 @@ results went: `cli.closing`); lm-eval's and transformers' own logs and bars only
 (`<run dir>/main.log`) keeps every INFO line either way.
 
 Log lines go through tqdm, so an open bar is cleared first and redrawn below: a bar and a log line never share a
-line. In a sweep every console line names its cell (`[<cell folder>] ...`); in a parallel one (joblib, submitit
-local: several cells on one terminal) a bar prints whole lines of its own instead of redrawing: its final state
-when it closes, and its progress every `PARALLEL_BAR_SECONDS` in between."""
+line. In a sweep every console line names its cell (`[<cell folder>] ...`). In a parallel one (joblib, submitit
+local: several cells on one terminal), and wherever the console is not a terminal (output redirected to a file), a
+bar prints whole lines of its own instead of redrawing: its final state when it closes, and its progress every
+`PARALLEL_BAR_SECONDS` in between."""
 
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ class _Console(logging.StreamHandler):
 
 
 class _Lines:
-    """A bar's stream in a parallel sweep: each update is a whole line (no `\\r` redraws that another cell's
+    """A bar's stream in a parallel sweep or a file: each update is a whole line (no `\\r` redraws that another cell's
     output would cut into). The bar's opening draw (nothing done yet) and tqdm's clearing writes, all blanks, are
     dropped, so a bar that ends within its refresh interval is one line."""
 
@@ -94,8 +95,9 @@ def bar(iterable: Iterable[Any] | None = None, **kwargs: Any):
     from tqdm.auto import tqdm
 
     kwargs["desc"] = _prefix + kwargs.get("desc", "")
-    if _parallel:
-        kwargs.update(file=_Lines(sys.stderr), ncols=100, mininterval=PARALLEL_BAR_SECONDS, leave=True)
+    stream = kwargs.get("file") or sys.stderr
+    if _parallel or not stream.isatty():  # a shared terminal, or a file (a redirected log): no `\r` redraws
+        kwargs.update(file=_Lines(stream), ncols=100, mininterval=PARALLEL_BAR_SECONDS, leave=True)
     else:
         kwargs.setdefault("dynamic_ncols", True)
     return tqdm(iterable, disable=False, **kwargs)
