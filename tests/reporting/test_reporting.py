@@ -447,6 +447,16 @@ def test_cli_writes_all_tables_figures_and_a_self_contained_page_without_torch(o
     assert "<td>59.80</td>" in text  # a paper cell
 
 
+def test_notes_on_the_page_show_code_spans_as_code_and_escape_the_rest() -> None:
+    from prunesweep.reporting.html import inline
+
+    assert (
+        inline("cells: `mean ± std (n=k)` over <k> seeds")
+        == "cells: <code>mean ± std (n=k)</code> over &lt;k&gt; seeds"
+    )
+    assert inline("a stray ` backquote") == "a stray ` backquote"
+
+
 def test_cli_puts_named_runs_into_the_chosen_paper_table(outputs: Path) -> None:
     assert (
         main([str(outputs), "--experiments", "llm_pruner_table1,gholami_table3", "--table", "llm_pruner_table2"]) == 0

@@ -20,6 +20,14 @@ div.scroll { overflow-x: auto; max-width: 100%; }
 """
 
 
+def inline(text: str) -> str:
+    """A line of notes as HTML: escaped, its Markdown code spans (`x`) as <code> (a stray backquote stays one)."""
+    parts = html.escape(text).split("`")
+    if len(parts) % 2 == 0:
+        return html.escape(text)
+    return "".join(f"<code>{part}</code>" if index % 2 else part for index, part in enumerate(parts))
+
+
 def _table(grid: Grid) -> str:
     """The displayed grid as an HTML table; reference rows (not ours) are set in italics."""
     shown = display(grid)
@@ -32,7 +40,7 @@ def _table(grid: Grid) -> str:
 
 
 def _section(name: str, title: str, table: str, notes: list[str], figures: str = "") -> str:
-    items = "".join(f"<li>{html.escape(note)}</li>" for note in notes)
+    items = "".join(f"<li>{inline(note)}</li>" for note in notes)
     return (
         f'<section id="{html.escape(name)}"><h2>{html.escape(title)}</h2><div class="scroll">{table}</div>'
         f"<ul>{items}</ul>{figures}</section>"
@@ -56,7 +64,7 @@ def frame_section(name: str, title: str, shown: pd.DataFrame, notes: list[str]) 
 def page(title: str, sections: dict[str, str], footer: list[str]) -> str:
     """The whole page: a contents list (in-page links), the sections in order, then the `footer` lines."""
     contents = "".join(f'<li><a href="#{html.escape(name)}">{html.escape(name)}</a></li>' for name in sections)
-    lines = "".join(f"<p>{html.escape(line)}</p>" for line in footer)
+    lines = "".join(f"<p>{inline(line)}</p>" for line in footer)
     return (
         f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
         f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1><ul>{contents}</ul>"
