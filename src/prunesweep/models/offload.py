@@ -26,6 +26,7 @@ from torch import nn
 
 from prunesweep.models.architecture import require_architecture
 from prunesweep.util.atomic import atomic_path
+from prunesweep.util.memory import return_freed_memory
 
 REST = "rest"  # the file of every weight outside the decoder layers (embeddings, final norm, head)
 
@@ -48,6 +49,8 @@ class Offloader:
             if self.mode == "disk" and changed:
                 assert self.folder is not None
                 spill(dict(layer.named_parameters()), _layer_file(self.folder, index))
+        if self.mode == "disk":
+            return_freed_memory()
 
     @contextmanager
     def embedding(self, model: nn.Module) -> Iterator[None]:
@@ -104,6 +107,7 @@ def offload(model: nn.Module, mode: str, device: torch.device, scratch: str | Pa
             spill(params, _layer_file(folder, index))
         rest = {name: p for name, p in model.named_parameters() if id(p) not in in_layers}
         spill(rest, folder / f"{REST}.safetensors")
+        return_freed_memory()
     offloader = Offloader(mode, device, folder)
     _OFFLOADERS[model] = offloader
     return offloader

@@ -8,6 +8,8 @@ high-water mark gets that exact figure; any other stage gets the most resident m
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import threading
 from collections.abc import Iterator
@@ -22,6 +24,18 @@ RSS_FIELD, ANON_FIELD, ACCELERATOR_FIELD = "_peak_rss_bytes", "_peak_anon_bytes"
 PEAK_FIELDS = (RSS_FIELD, ANON_FIELD, ACCELERATOR_FIELD)
 SAMPLE_SECONDS = 0.005
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def return_freed_memory() -> None:
+    """Hand the heap's free pages back to the kernel (glibc's `malloc_trim`; elsewhere nothing). Tensors below
+    glibc's mmap threshold (32 MiB at most) live on the heap, and the pages freed between live ones stay resident
+    until trimmed: without it, a loop that frees and re-allocates one layer's temporaries grows by tens of MiB a
+    layer."""
+    name = ctypes.util.find_library("c")
+    libc = ctypes.CDLL(name) if name else None
+    trim = getattr(libc, "malloc_trim", None)
+    if trim is not None:
+        trim(0)
 
 
 def _high_water_bytes() -> int | None:
