@@ -7,8 +7,8 @@
     size (its per-call token cap, `batch_tokens`, needs one), so no `auto`: the row runs `benchmark=quick`'s batch
     and says so.
 (b) A random LLaMA-3-8B shape (conf/model/random_llama3_8b.yaml) in bf16: Wanda and SparseGPT 0.5 prune wall time
-    and torch.cuda.max_memory_allocated (peak reset before each prune; each prunes a fresh model).
-Rows with offload are left out: the project has no `model.offload` yet.
+    and torch.cuda.max_memory_allocated (peak reset before each prune; each prunes a fresh model), with the model
+    on the GPU (`model.offload=none`) and in host memory, one decoder layer at a time on the GPU (`cpu`).
 
 `--smoke` runs it all on the CPU on tiny_llama (in place of both models), with small token counts, no references.
 
@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import time
 from typing import Any
 
@@ -52,6 +53,7 @@ CPU_PPL = {"dense": 53.92, "wanda": 118.79, "sparsegpt": 111.50}  # SmolLM2, exp
 TOLERANCE = {"dense": 0.005}  # relative; every pruned method: PRUNED_TOLERANCE
 PRUNED_TOLERANCE = 0.01
 METHODS = ("wanda", "sparsegpt")
+OFFLOADS = ("none", "cpu")  # the model on the GPU; in host memory, one decoder layer at a time on the GPU
 RATE = 0.5
 PIQA_CHOICES = 2  # loglikelihood requests per PIQA example (two solutions per goal)
 
@@ -147,14 +149,15 @@ def piqa_row(loaded: LoadedModel, bench: Any, args: argparse.Namespace, dtype: s
 def large_model_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
     """(b): prune wall time and peak CUDA memory of each method on a fresh random 8B-shaped model in bf16."""
     rows = []
-    for method in METHODS:
-        with torch.device(args.device):  # random init where the model lives: seconds on a GPU, not minutes on CPU
-            loaded = load(args.large_model, "model.dtype=bfloat16", f"model.device={args.device}")
+    for method, offload in itertools.product(METHODS, OFFLOADS):
+        overrides = ("model.dtype=bfloat16", f"model.device={args.device}", f"model.offload={offload}")
+        with torch.device(args.device):  # random init on the GPU: seconds there, minutes on the CPU
+            loaded = load(args.large_model, *overrides)
         cuda = args.device.startswith("cuda")
         if cuda:
             torch.cuda.reset_peak_memory_stats()
         seconds = prune(loaded, method, args)
-        name = f"{args.large_model} {method} {RATE}"
+        name = f"{args.large_model} {method} {RATE} offload={offload}"
         rows.append(check(f"{name} prune wall", args.device, "bfloat16", seconds, "s"))
         if cuda:
             peak = torch.cuda.max_memory_allocated() / 2**30

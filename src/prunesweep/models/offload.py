@@ -92,9 +92,10 @@ def offloader_of(model: nn.Module) -> Offloader:
 
 
 def offload(model: nn.Module, mode: str, device: torch.device, scratch: str | Path) -> Offloader:
-    """Put `model` (in host memory) under `mode`: for `disk`, write its weights into a fresh folder below `scratch`
-    (removed with the model, or at exit) and map them from there."""
+    """Put `model` under `mode` with its weights in host memory; for `disk`, write them into a fresh folder below
+    `scratch` (removed with the model, or at exit) and map them from there."""
     folder = None
+    model.to("cpu")
     if mode == "disk":
         Path(scratch).mkdir(parents=True, exist_ok=True)
         folder = Path(tempfile.mkdtemp(prefix="offload-", dir=scratch))
