@@ -9,6 +9,8 @@ Every (size, method, dtype, model.offload) cell runs in a fresh interpreter, so 
 - `process_peak_mib`: the process's maximum resident set after pruning (getrusage, the kernel's VmHWM): model
   load, calibration batch and pruning together, before the save; `baseline_peak_mib` the same before the model
   loads (the interpreter and its imports, ~0.4 GiB, part of every memory figure);
+- `zeros_sha256`: a hash of the zero pattern of every prunable linear (equal across `model.offload` modes when the
+  masks are);
 - `store_mib`: the weight files of the pruned checkpoint as the project's step store saves it (`StepStore.save`
   into a temporary store; the store's `checkpoint_bytes`): safetensors, an unstructured method's zeros included.
 Per method, dtype and offload, the exponents of prune time and of prune-stage memory (also of its part above the
@@ -30,6 +32,7 @@ unless `--samples` / `--seq-len` set it for every method; each row records what 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
 import json
 import math
@@ -44,6 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy
 from common import SMOKE_MODEL, data_dir, load, make_pruner, parse, report
 from omegaconf import OmegaConf
 
@@ -51,6 +55,7 @@ import prunesweep
 from prunesweep.data.corpora import calibration_batch
 from prunesweep.models.params import count_params
 from prunesweep.pruning.base import PruneContext
+from prunesweep.pruning.masks import prunable_linears
 from prunesweep.store.steps import StepStore
 from prunesweep.util.hashing import content_key
 from prunesweep.util.memory import stage_peak
@@ -125,6 +130,9 @@ def measure(cell: Cell, samples: int | None, seq_len: int | None) -> dict[str, A
         result = pruner.prune_to(model, pruner.cfg.rate, PruneContext(tokenizer, lambda: ids))
         prune_s = time.perf_counter() - start
     process_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    zeros = hashlib.sha256()  # the zero pattern of every linear: equal across offload modes when the masks are
+    for _, module in sorted(prunable_linears(model, list(pruner.cfg.targets)).items()):
+        zeros.update(numpy.packbits((module.weight == 0).flatten().numpy()).tobytes())
     with tempfile.TemporaryDirectory(prefix="prunesweep-ladder-") as store, stage_peak("save") as saved:
         start = time.perf_counter()
         (record,) = StepStore(store).save(content_key({"cell": str(cell)}), [{}], model, tokenizer)
@@ -148,6 +156,7 @@ def measure(cell: Cell, samples: int | None, seq_len: int | None) -> dict[str, A
         "process_peak_mib": process_peak / MIB,
         "baseline_peak_mib": baseline_peak / MIB,
         "save_s": save_s,
+        "zeros_sha256": zeros.hexdigest(),
         "store_bytes": record["checkpoint_bytes"],
         "store_mib": record["checkpoint_bytes"] / MIB,
         "load_average": list(os.getloadavg()),
