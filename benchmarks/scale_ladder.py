@@ -19,10 +19,12 @@ baseline) in the parameter count (least-squares slope in log-log). Perplexity me
 Methods are their `conf/pruner` presets at the preset rates (magnitude, wanda, sparsegpt, owl: 0.5 of the
 linears' weights; layer_drop: 0.25 of the layers; llm_pruner: 0.2 of the parameters); `sparsegpt_dense` is
 sparsegpt with `calibration.mode=dense`. Calibration is each preset's (C4 windows, 32 x 128; llm_pruner 10 x 128)
-unless `--samples` / `--seq-len` set it for every method; each row records what it used.
+unless `--samples` / `--seq-len` set it for every method; each row records what it used. Keep `--threads 1` (the
+default) unless the machine is otherwise idle: OpenMP threads on busy cores spin, and elementwise ops were measured
+10x slower with 2 threads than with 1 on 2 shared cores (magnitude on the 135M shape: 175 s vs 7 s).
 
-    .venv/bin/python benchmarks/scale_ladder.py --threads 2                 # fp32, 3 sizes x 7 methods
-    .venv/bin/python benchmarks/scale_ladder.py --threads 2 --dtypes float32 bfloat16 \\
+    .venv/bin/python benchmarks/scale_ladder.py                             # fp32, 3 sizes x 7 methods
+    .venv/bin/python benchmarks/scale_ladder.py --dtypes float32 bfloat16 \\
         --extra random_tinyllama_1p1b:wanda:bfloat16 --samples 16 --seq-len 128 --cell-timeout 1800
     .venv/bin/python benchmarks/scale_ladder.py --sizes random_tinyllama_1p1b --methods wanda sparsegpt \\
         --offloads none cpu disk                                            # offload on the 1.1B shape
