@@ -152,7 +152,7 @@ def peer_python(venv: Path, install: bool) -> tuple[Path | None, str]:
         done = subprocess.run(step, capture_output=True, text=True)
         if done.returncode:
             last = (done.stderr.strip() or done.stdout.strip() or f"exit {done.returncode}").splitlines()[-1]
-            return None, f"`{' '.join(step[-3:])}` failed: {last}"
+            return None, f"`python {' '.join(step[1:])}` failed: {last}"
     return python, "installed"
 
 
@@ -217,7 +217,9 @@ def summarize(runs: list[dict[str, Any]], cases: list[str]) -> list[dict[str, An
                 row[f"{side}_{key}"] = median([r[key] for r in ok])
         for key in ("prune_wall_s", "prune_cpu_s", "process_wall_s", "process_cpu_s"):
             row[f"ratio_{key}"] = ratio(row[f"prunesweep_{key}"], row[f"llmcompressor_{key}"])
-        row["load_average"] = median([r["load_average"] for r in runs if r["method"] == method])
+        row["load_average"] = median(
+            [r["load_average"] for r in runs if (r["method"], r["pattern"]) == (method, pattern)]
+        )
         rows.append(row)
     return rows
 
@@ -236,6 +238,8 @@ def compare(folders: dict[str, Path]) -> dict[str, Any]:
     """Achieved sparsity per decoder layer of both pruned models, whether the zero counts match, mask agreement."""
     zeros = {side: layer_zeros(folder) for side, folder in folders.items()}
     a, b = zeros["prunesweep"], zeros["llmcompressor"]
+    if not a or sorted(a) != sorted(b):
+        return {"error": f"decoder-layer linears differ: {sorted(a)} vs {sorted(b)}"}
     per_layer, agree, total = [], 0, 0
     for index in a:
         count = [sum(int(m.sum()) for m in side[index]) for side in (a, b)]
@@ -346,7 +350,11 @@ def main(argv: list[str] | None = None) -> None:
     print(f"inputs: {model_folder}, calibration {tuple(ids.shape)}; peer: {why}", flush=True)
 
     runs: list[dict[str, Any]] = []
-    figures: dict[str, Any] = {"peer": f"skipped: {why}" if peer is None else PEER, "model_folder": str(model_folder)}
+    figures: dict[str, Any] = {
+        "peer": f"skipped: {why}" if peer is None else PEER,
+        "model_folder": str(model_folder),
+        "load_average_start": list(os.getloadavg()),
+    }
     saved: dict[str, dict[str, Path]] = {}
     for repeat in range(args.repeats):
         for case in args.cases:
