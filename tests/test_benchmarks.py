@@ -27,6 +27,7 @@ EXPECTED = {
     "sweep_sharing": "wikitext2_ppl_shared",
     "unstructured_baselines": "rows",
     "verify_overhead": "reuse",
+    "vs_llm_compressor": "rows",
 }
 
 
