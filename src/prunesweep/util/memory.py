@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -31,11 +32,16 @@ def return_freed_memory() -> None:
     glibc's mmap threshold (32 MiB at most) live on the heap, and the pages freed between live ones stay resident
     until trimmed: without it, a loop that frees and re-allocates one layer's temporaries grows by tens of MiB a
     layer."""
-    name = ctypes.util.find_library("c")
-    libc = ctypes.CDLL(name) if name else None
-    trim = getattr(libc, "malloc_trim", None)
+    trim = _malloc_trim()
     if trim is not None:
         trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's `malloc_trim`, looked up once (`find_library` runs `ldconfig`); None elsewhere."""
+    name = ctypes.util.find_library("c")
+    return getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
 
 
 def _high_water_bytes() -> int | None:
