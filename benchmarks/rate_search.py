@@ -2,7 +2,7 @@
 the highest rate within the budget each finds. Default: the tiny random model (`experiment=smoke`), piqa acc_norm.
 
     .venv/bin/python benchmarks/rate_search.py [--experiment smoke] [--max-drop 0.02] [--trials 8] [--seed 0]
-    .venv/bin/python benchmarks/rate_search.py --smoke      # 2 trials, a 2-rate grid
+    .venv/bin/python benchmarks/rate_search.py --smoke      # 2 trials, a 1-rate grid
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--grid", type=float, nargs="+", default=GRID, help="the full grid's rates")
     parser.set_defaults(model="tiny_llama")  # a search is dozens of cells: seconds each on the tiny model
-    args = parse(parser, "rate_search", argv, trials=2, grid=[0.3, 0.6])
+    args = parse(parser, "rate_search", argv, trials=2, grid=[0.5])
     budget = OmegaConf.create({"task": args.task, "metric": args.metric, "max_drop": args.max_drop})
     measure = [f"search.task={args.task}", f"search.metric={args.metric}", f"search.max_drop={args.max_drop}"]
     with tempfile.TemporaryDirectory() as tmp:

@@ -28,7 +28,7 @@ default) unless the machine is otherwise idle: OpenMP threads on busy cores spin
         --extra random_tinyllama_1p1b:wanda:bfloat16 --samples 16 --seq-len 128 --cell-timeout 1800
     .venv/bin/python benchmarks/scale_ladder.py --sizes random_tinyllama_1p1b --methods wanda sparsegpt \\
         --offloads none cpu disk                                            # offload on the 1.1B shape
-    .venv/bin/python benchmarks/scale_ladder.py --smoke                     # tiny_llama, magnitude + wanda
+    .venv/bin/python benchmarks/scale_ladder.py --smoke                     # tiny_llama, wanda in memory and on disk
 """
 
 from __future__ import annotations
@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cell-timeout", type=float, default=None, help="seconds before a cell is stopped")
     parser.add_argument("--cell", type=Cell.parse, default=None, help=argparse.SUPPRESS)  # the child's one cell
     args = parse(
-        parser, "scale_ladder", argv, sizes=[SMOKE_MODEL], methods=["magnitude", "wanda"], samples=2, seq_len=32,
+        parser, "scale_ladder", argv, sizes=[SMOKE_MODEL], methods=["wanda"], samples=2, seq_len=32,
         extra=[Cell(SMOKE_MODEL, "wanda", "float32", "disk")],
     )  # fmt: skip
     if args.cell is not None:

@@ -19,7 +19,7 @@ import lm_eval
 import lm_eval.evaluator
 from lm_eval.api.metrics import mean, mean_stderr
 from lm_eval.api.task import Task
-from lm_eval.loggers.utils import get_commit_from_path
+from lm_eval.loggers.utils import add_env_info, get_commit_from_path
 from lm_eval.tasks import TaskManager
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
@@ -38,14 +38,35 @@ def _git_hash_quietly() -> str | None:
     """lm-eval's `get_git_commit_hash` (the working folder's commit, for its results) without git's
     "fatal: not a git repository" on the console: git's stderr bypasses the run's console, whose lines name their
     sweep cell. lm-eval has no option for it, so `simple_evaluate`'s lookup is replaced."""
+    return _git_hash_of(os.getcwd())
+
+
+@cache
+def _git_hash_of(folder: str) -> str | None:
     try:
         command = ["git", "describe", "--always"]
-        return subprocess.check_output(command, stderr=subprocess.DEVNULL).strip().decode()
+        return subprocess.check_output(command, cwd=folder, stderr=subprocess.DEVNULL).strip().decode()
     except (subprocess.CalledProcessError, FileNotFoundError):
-        return get_commit_from_path(os.getcwd())
+        return get_commit_from_path(folder)
+
+
+def _add_env_info_once(storage: dict[str, Any]) -> None:
+    """lm-eval's `add_env_info` (versions and torch's environment report, for its results), worked out once per
+    working folder and process: torch's `collect_env` behind it starts about a dozen processes (pip, nvidia-smi,
+    lscpu, ...) on every `simple_evaluate` call, that is per task and step, for an environment that does not
+    change while the process lives."""
+    storage.update(_env_info_of(os.getcwd()))
+
+
+@cache
+def _env_info_of(_folder: str) -> dict[str, Any]:
+    info: dict[str, Any] = {}
+    add_env_info(info)
+    return info
 
 
 lm_eval.evaluator.get_git_commit_hash = _git_hash_quietly
+lm_eval.evaluator.add_env_info = _add_env_info_once
 
 
 def run_tasks(
