@@ -1,5 +1,5 @@
-"""`model.offload`: layer-wise pruning with the weights in host memory or memory-mapped files gives the same
-weights, bit for bit, as with the model on its device; under `disk` every weight is a mapped file page after
+"""`model.offload`: layer-wise pruning (and the layer-wise scores of layer_drop and OWL) with the weights in host
+memory or memory-mapped files gives the same weights, bit for bit, as with the model on its device; under `disk` every weight is a mapped file page after
 pruning; a run's identity does not depend on where the weights waited."""
 
 from __future__ import annotations
@@ -10,7 +10,9 @@ import pytest
 import torch
 
 from prunesweep.models.loader import load_model
-from prunesweep.models.offload import offloader_of
+from prunesweep.models.offload import Offloader, offloader_of
+from prunesweep.pruning.layer_drop import block_influence, layer_drop
+from prunesweep.pruning.owl import activation_norms
 from prunesweep.pruning.sparsegpt import prune_sparsegpt
 from prunesweep.pruning.wanda import prune_wanda
 from prunesweep.run.cell import run
@@ -57,6 +59,38 @@ def test_offloaded_pruning_gives_the_same_weights_bit_for_bit(tmp_path, method, 
     assert sum(int((w == 0).sum()) for w in got.values()) > 0
 
 
+@pytest.mark.parametrize("offload", ["cpu", "disk"])
+def test_offloaded_layer_drop_scores_and_drops_the_same_layers_bit_for_bit(tmp_path, offload):
+    dense, elsewhere = tiny("none", tmp_path), tiny(offload, tmp_path)
+    ids = calibration_ids(dense)
+    expected, got = layer_drop(dense, ids, 0.5), layer_drop(elsewhere, ids, 0.5)
+    assert expected[0] == got[0] and torch.equal(expected[1], got[1])
+    assert dense.config.num_hidden_layers == elsewhere.config.num_hidden_layers == 2
+
+
+@pytest.mark.parametrize("offload", ["cpu", "disk"])
+def test_offloaded_owl_activation_norms_are_the_same_bit_for_bit(tmp_path, offload):
+    dense, elsewhere = tiny("none", tmp_path), tiny(offload, tmp_path)
+    ids = calibration_ids(dense)
+    expected, got = activation_norms(dense, ids, batch_size=3), activation_norms(elsewhere, ids, batch_size=3)
+    assert expected.keys() == got.keys() and all(torch.equal(expected[k], got[k]) for k in expected)
+
+
+def test_block_influence_onloads_one_layer_at_a_time_and_leaves_the_weights_mapped(tmp_path, monkeypatch):
+    model = tiny("disk", tmp_path)
+    turns, onloaded = [], Offloader.onloaded
+
+    def spy(self, layer, index, changed):
+        turns.append((index, changed))
+        return onloaded(self, layer, index, changed)
+
+    mapped = [p.data_ptr() for p in model.parameters()]
+    monkeypatch.setattr(Offloader, "onloaded", spy)
+    block_influence(model, calibration_ids(model), batch_size=3)
+    assert turns == [(index, False) for index in range(model.config.num_hidden_layers)]
+    assert [p.data_ptr() for p in model.parameters()] == mapped
+
+
 def test_under_disk_offload_every_weight_is_a_mapped_file_page_after_pruning(tmp_path):
     model = tiny("disk", tmp_path)
     folder = offloader_of(model).folder
@@ -85,9 +119,10 @@ def test_where_the_weights_wait_is_not_part_of_a_runs_identity(tmp_path, data_di
     assert identity("none") == identity("cpu") == identity("disk")
 
 
-def test_a_run_with_disk_offload_records_the_numbers_of_one_without(tmp_path, data_dir):
+@pytest.mark.parametrize("pruner", ["wanda", "layer_drop"])
+def test_a_run_with_disk_offload_records_the_numbers_of_one_without(tmp_path, data_dir, pruner):
     overrides = [
-        "experiment=smoke", "pruner=wanda", "pruner.calibration.n_samples=4", "pruner.calibration.seq_len=32",
+        "experiment=smoke", f"pruner={pruner}", "pruner.calibration.n_samples=4", "pruner.calibration.seq_len=32",
         f"paths.data_dir={data_dir}", f"paths.store_dir={tmp_path}/store", f"paths.cache_dir={tmp_path}/cache",
     ]  # fmt: skip
     first = run(compose_config(overrides), tmp_path / "none")
