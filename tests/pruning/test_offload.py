@@ -104,10 +104,12 @@ def test_where_the_weights_wait_is_not_part_of_a_runs_identity(tmp_path, data_di
     assert identity("none") == identity("cpu") == identity("disk")
 
 
-@pytest.mark.parametrize(("pruner", "offload"), [("wanda", "disk"), ("layer_drop", "disk"), ("wanda", "cpu")])
+@pytest.mark.parametrize(("pruner", "offload"), [
+    ("wanda", "disk"), ("wanda", "cpu"), ("layer_drop", "disk"), ("llm_pruner pruner.rate=0.2 schedule.milestones=[0.1,0.2]", "disk"),
+])  # fmt: skip
 def test_an_offloaded_run_records_the_numbers_of_one_without(tmp_path, data_dir, pruner, offload):
     overrides = [
-        "experiment=smoke", f"pruner={pruner}", "pruner.calibration.n_samples=4", "pruner.calibration.seq_len=32",
+        "experiment=smoke", *f"pruner={pruner}".split(), "pruner.calibration.n_samples=4", "pruner.calibration.seq_len=32",
         f"paths.data_dir={data_dir}", f"paths.store_dir={tmp_path}/store", f"paths.cache_dir={tmp_path}/cache",
     ]  # fmt: skip
     first = run(compose_config(overrides), tmp_path / "none")
