@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from omegaconf import open_dict
@@ -16,3 +17,9 @@ def tiny_model(arch: str = "llama", seed: int = 0, **random_config: Any) -> Load
     with open_dict(cfg):
         cfg.random_config.update(random_config)
     return load_model(cfg, cache_dir="unused", seed=seed)
+
+
+def tiny_model_under(offload: str, cache_dir: Path, arch: str = "llama") -> LoadedModel:
+    """`tiny_<arch>` under `model.offload=<offload>` (`disk`: its files in a folder below `cache_dir`)."""
+    cfg = compose_config([f"model=tiny_{arch}", f"model.offload={offload}"]).model
+    return load_model(cfg, cache_dir=cache_dir, seed=0)

@@ -1,5 +1,5 @@
-"""`model.offload`: layer-wise pruning with the weights in host memory or memory-mapped files gives the same
-weights, bit for bit, as with the model on its device; under `disk` every weight is a mapped file page after
+"""`model.offload`: layer-wise pruning (and the layer-wise scores of layer_drop and OWL) with the weights in host
+memory or memory-mapped files gives the same weights, bit for bit, as with the model on its device; under `disk` every weight is a mapped file page after
 pruning; a run's identity does not depend on where the weights waited."""
 
 from __future__ import annotations
@@ -9,38 +9,29 @@ from pathlib import Path
 import pytest
 import torch
 
-from prunesweep.models.loader import load_model
-from prunesweep.models.offload import offloader_of
+from prunesweep.models.offload import Offloader, offloader_of
+from prunesweep.pruning.layer_drop import block_influence, layer_drop
+from prunesweep.pruning.owl import activation_norms
 from prunesweep.pruning.sparsegpt import prune_sparsegpt
 from prunesweep.pruning.wanda import prune_wanda
 from prunesweep.run.cell import run
 from prunesweep.store.results import identity_hash
 from tests.calibration_inputs import calibration_ids
 from tests.compose import compose_config
+from tests.mapped_files import mapped_ranges, unmapped
+from tests.models import tiny_model_under
 
 METHODS = {"wanda": prune_wanda, "sparsegpt": prune_sparsegpt}
 
 
 def tiny(offload: str, cache: Path, arch: str = "llama"):
-    cfg = compose_config([f"model=tiny_{arch}", f"model.offload={offload}"]).model
-    return load_model(cfg, cache_dir=cache, seed=0).model
+    return tiny_model_under(offload, cache, arch).model
 
 
 def pruned_weights(offload: str, cache: Path, method: str, mode: str, arch: str = "llama") -> dict[str, torch.Tensor]:
     model = tiny(offload, cache, arch)
     METHODS[method](model, calibration_ids(model), 0.5, mode=mode, batch_size=3)
     return {name: p.detach().clone() for name, p in model.state_dict().items()}
-
-
-def mapped_ranges(folder: Path) -> list[tuple[int, int]]:
-    """Address ranges of this process's mappings of files inside `folder`."""
-    ranges = []
-    for line in Path("/proc/self/maps").read_text().splitlines():
-        fields = line.split(maxsplit=5)
-        if len(fields) == 6 and fields[5].startswith(str(folder)):
-            start, end = (int(x, 16) for x in fields[0].split("-"))
-            ranges.append((start, end))
-    return ranges
 
 
 @pytest.mark.parametrize(("method", "mode", "arch"), [
@@ -57,16 +48,44 @@ def test_offloaded_pruning_gives_the_same_weights_bit_for_bit(tmp_path, method, 
     assert sum(int((w == 0).sum()) for w in got.values()) > 0
 
 
+@pytest.mark.parametrize("offload", ["cpu", "disk"])
+def test_offloaded_layer_drop_scores_and_drops_the_same_layers_bit_for_bit(tmp_path, offload):
+    dense, elsewhere = tiny("none", tmp_path), tiny(offload, tmp_path)
+    ids = calibration_ids(dense)
+    expected, got = layer_drop(dense, ids, 0.5), layer_drop(elsewhere, ids, 0.5)
+    assert expected[0] == got[0] and torch.equal(expected[1], got[1])
+    assert dense.config.num_hidden_layers == elsewhere.config.num_hidden_layers == 2
+
+
+@pytest.mark.parametrize("offload", ["cpu", "disk"])
+def test_offloaded_owl_activation_norms_are_the_same_bit_for_bit(tmp_path, offload):
+    dense, elsewhere = tiny("none", tmp_path), tiny(offload, tmp_path)
+    ids = calibration_ids(dense)
+    expected, got = activation_norms(dense, ids, batch_size=3), activation_norms(elsewhere, ids, batch_size=3)
+    assert expected.keys() == got.keys() and all(torch.equal(expected[k], got[k]) for k in expected)
+
+
+def test_block_influence_onloads_one_layer_at_a_time_and_leaves_the_weights_mapped(tmp_path, monkeypatch):
+    model = tiny("disk", tmp_path)
+    turns, onloaded = [], Offloader.onloaded
+
+    def spy(self, layer, index, changed):
+        turns.append((index, changed))
+        return onloaded(self, layer, index, changed)
+
+    mapped = [p.data_ptr() for p in model.parameters()]
+    monkeypatch.setattr(Offloader, "onloaded", spy)
+    block_influence(model, calibration_ids(model), batch_size=3)
+    assert turns == [(index, False) for index in range(model.config.num_hidden_layers)]
+    assert [p.data_ptr() for p in model.parameters()] == mapped
+
+
 def test_under_disk_offload_every_weight_is_a_mapped_file_page_after_pruning(tmp_path):
     model = tiny("disk", tmp_path)
     folder = offloader_of(model).folder
     assert folder is not None and folder.is_relative_to(tmp_path)
     prune_sparsegpt(model, calibration_ids(model), 0.5, mode="sequential", batch_size=3)
-    ranges = mapped_ranges(folder)
-    assert ranges
-    for name, p in model.named_parameters():
-        address = p.data_ptr()
-        assert any(start <= address < end for start, end in ranges), f"{name} is not in a mapped offload file"
+    assert mapped_ranges(folder) and unmapped(dict(model.named_parameters()), folder) == []
     assert {p.name for p in folder.iterdir()} >= {"layer_0.safetensors", "layer_1.safetensors", "rest.safetensors"}
 
 
@@ -85,14 +104,17 @@ def test_where_the_weights_wait_is_not_part_of_a_runs_identity(tmp_path, data_di
     assert identity("none") == identity("cpu") == identity("disk")
 
 
-def test_a_run_with_disk_offload_records_the_numbers_of_one_without(tmp_path, data_dir):
+@pytest.mark.parametrize(("pruner", "offload"), [
+    ("wanda", "disk"), ("wanda", "cpu"), ("layer_drop", "disk"), ("llm_pruner pruner.rate=0.2 schedule.milestones=[0.1,0.2]", "disk"),
+])  # fmt: skip
+def test_an_offloaded_run_records_the_numbers_of_one_without(tmp_path, data_dir, pruner, offload):
     overrides = [
-        "experiment=smoke", "pruner=wanda", "pruner.calibration.n_samples=4", "pruner.calibration.seq_len=32",
+        "experiment=smoke", *f"pruner={pruner}".split(), "pruner.calibration.n_samples=4", "pruner.calibration.seq_len=32",
         f"paths.data_dir={data_dir}", f"paths.store_dir={tmp_path}/store", f"paths.cache_dir={tmp_path}/cache",
     ]  # fmt: skip
     first = run(compose_config(overrides), tmp_path / "none")
-    elsewhere = [f"paths.store_dir={tmp_path}/store2", "model.offload=disk"]  # computed again, not reused
-    again = run(compose_config([*overrides, *elsewhere]), tmp_path / "disk")
+    elsewhere = [f"paths.store_dir={tmp_path}/store2", f"model.offload={offload}"]  # computed again, not reused
+    again = run(compose_config([*overrides, *elsewhere]), tmp_path / offload)
     metrics = lambda rows: {(r["step"], r["stage"], r["task"], r["metric"]): r["value"] for r in rows}  # noqa: E731
     assert len(metrics(first)) > 3 and metrics(first) == metrics(again)
 

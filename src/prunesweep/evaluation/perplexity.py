@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from prunesweep.models.dispatch import input_device
 from prunesweep.util.console import bar
 
 # Tokens past the cap that a prefix must still yield, so the cut (at a line end) cannot change the kept tokens.
@@ -51,7 +52,7 @@ def perplexity(
 ) -> float:
     """exp(mean NLL) of every token after the first in each window."""
     windows = token_windows(leading_tokens(tokenizer, text, max_tokens), seq_len)
-    device = next(model.parameters()).device
+    device = input_device(model)
     nll_sum, count = 0.0, 0
     model.eval()
     for batch in bar(windows.split(batch_size), desc=f"ppl@{seq_len}", leave=False):

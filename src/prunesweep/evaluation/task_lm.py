@@ -12,6 +12,7 @@ from lm_eval.api.instance import Instance
 from lm_eval.api.model import CacheHook
 from lm_eval.models.huggingface import HFLM
 
+from prunesweep.models.dispatch import input_device
 from prunesweep.util.console import bar
 
 
@@ -32,6 +33,7 @@ class TaskLM(HFLM):
 
     def __init__(self, *args: Any, batch_tokens: int | None = None, verbose: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._device = input_device(self._model)  # HFLM takes the first weight's: meta under accelerate's hooks
         self.batch_tokens = batch_tokens
         self.verbose = verbose
         self.truncated: set[int] = set()

@@ -1,15 +1,17 @@
 """Where the weights live while the compute device works on one decoder layer at a time (`model.offload`):
 
 - `none`: the whole model on its device (`model.device`).
-- `cpu`: the weights in host memory; layer-wise work (calibration statistics, Wanda / SparseGPT / OWL pruning)
-  moves one decoder layer at a time onto the compute device and back ("sequential onloading").
+- `cpu`: the weights in host memory; layer-wise work (calibration statistics, Wanda / SparseGPT / OWL pruning,
+  layer_drop's block influence) moves one decoder layer at a time onto the compute device and back ("sequential
+  onloading").
 - `disk`: the weights memory-mapped from safetensors files in a scratch folder, one file per decoder layer plus
   one for the rest: file pages the kernel reads on demand and may drop again, not anonymous memory. A layer that
   pruning changed is written back to its file and mapped again, so its changed copy does not stay in memory.
 
 Written by hand rather than with accelerate's `cpu_offload` / `disk_offload`: their hooks swap weights in for
 each forward and treat them as read-only, while pruning changes a layer's weights and must keep the change.
-Everything else (evaluation, recovery) runs on the weights where they are."""
+Evaluation, which changes nothing, uses those hooks (`models.dispatch`); recovery runs on the weights where they
+are."""
 
 from __future__ import annotations
 

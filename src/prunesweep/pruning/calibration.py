@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -170,6 +170,26 @@ def sequential_calibration(
                 inputs = advance(layer, inputs)
 
 
+def forward_layerwise(
+    model: PreTrainedModel,
+    calibration_ids: torch.Tensor,
+    batch_size: int = 8,
+    desc: str = "calibration forward",
+    watch: Callable[[int, nn.Module], AbstractContextManager[object]] | None = None,
+) -> None:
+    """Run the unchanged model on `calibration_ids` one decoder layer at a time, each on the compute device for
+    its turn (under `model.offload`, the only one there). Forward hooks on the layers and their modules see what
+    a whole-model forward shows them, bit for bit; the final norm and the head do not run. `watch(index, layer)`:
+    a block around that layer's turn."""
+    arch = require_architecture(model)
+    offloader = offloader_of(model)
+    inputs = capture_layer_inputs(model, calibration_ids, batch_size)
+    with _eval_mode(model):
+        for index, layer in enumerate(bar(arch.layers(model), desc=desc, unit="layer")):
+            with offloader.onloaded(layer, index, changed=False), watch(index, layer) if watch else nullcontext():
+                inputs = advance(layer, inputs)
+
+
 def dense_statistics(
     model: PreTrainedModel, calibration_ids: torch.Tensor, kinds: tuple[str, ...], batch_size: int = 8
 ) -> dict[str, torch.Tensor]:
@@ -177,15 +197,16 @@ def dense_statistics(
     safetensors, reusable by every rate and pattern of a sweep)."""
     check_kinds(kinds)
     arch = require_architecture(model)
-    offloader = offloader_of(model)
-    inputs = capture_layer_inputs(model, calibration_ids, batch_size)
     flat: dict[str, torch.Tensor] = {}
-    with _eval_mode(model):
-        for index, layer in enumerate(bar(arch.layers(model), desc="calibration statistics", unit="layer")):
-            with offloader.onloaded(layer, index, changed=False), recording(arch.linears(layer), kinds) as stats:
-                inputs = advance(layer, inputs)
-            for name, linear_stats in stats.items():
-                flat.update({f"{index}.{name}.{kind}": t for kind, t in linear_stats.tensors.items()})
+
+    @contextmanager
+    def collect(index: int, layer: nn.Module) -> Iterator[None]:
+        with recording(arch.linears(layer), kinds) as stats:
+            yield
+        for name, linear_stats in stats.items():
+            flat.update({f"{index}.{name}.{kind}": t for kind, t in linear_stats.tensors.items()})
+
+    forward_layerwise(model, calibration_ids, batch_size, "calibration statistics", collect)
     return flat
 
 

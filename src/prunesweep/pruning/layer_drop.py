@@ -2,7 +2,8 @@
 
 Block influence BI_l = 1 − mean over calibration tokens of cos(h_l, h_{l+1}), with h_l the input and h_{l+1}
 the output of layer l. Taken with forward hooks on the layers, not `output_hidden_states`: HF's last hidden
-state has the final norm applied (LLaMA, GPT-2), which is not the last layer's output."""
+state has the final norm applied (LLaMA, GPT-2), which is not the last layer's output. The model runs one layer
+at a time (`forward_with_hooks`), so under `model.offload` one layer's weights are on the compute device."""
 
 from __future__ import annotations
 
