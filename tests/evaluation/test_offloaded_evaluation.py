@@ -12,7 +12,7 @@ from prunesweep.models.dispatch import input_device, on_compute_device
 from prunesweep.models.offload import offloader_of
 from tests.calibration_inputs import calibration_ids
 from tests.mapped_files import unmapped
-from tests.models import tiny_model_under
+from tests.models import tiny_model
 
 TEXT = "the quick brown fox jumps over the lazy dog\n" * 40
 
@@ -30,7 +30,10 @@ def logits(model: torch.nn.Module, ids: torch.Tensor) -> torch.Tensor:
 @pytest.mark.parametrize("arch", ["llama", "gpt2"])
 @pytest.mark.parametrize("offload", ["cpu", "disk"])
 def test_hooked_forwards_give_the_same_logits_and_perplexity(tmp_path, arch, offload):
-    dense, loaded = tiny_model_under("none", tmp_path, arch).model, tiny_model_under(offload, tmp_path, arch)
+    dense, loaded = (
+        tiny_model(arch, offload="none", cache_dir=tmp_path).model,
+        tiny_model(arch, offload=offload, cache_dir=tmp_path),
+    )
     model, ids = loaded.model, calibration_ids(dense, n_samples=3, seq_len=16)
     expected = perplexity(dense, loaded.tokenizer, TEXT, seq_len=32, batch_size=2)
     with on_compute_device(model):
@@ -42,7 +45,7 @@ def test_hooked_forwards_give_the_same_logits_and_perplexity(tmp_path, arch, off
 
 @pytest.mark.parametrize("offload", ["cpu", "disk"])
 def test_after_the_block_every_weight_is_the_tensor_it_was(tmp_path, offload):
-    model = tiny_model_under(offload, tmp_path).model
+    model = tiny_model(offload=offload, cache_dir=tmp_path).model
     before = [(name, t, t.data_ptr()) for name, t in tensors(model)]
     tied = model.get_output_embeddings().weight is model.get_input_embeddings().weight
     with on_compute_device(model):
@@ -55,7 +58,7 @@ def test_after_the_block_every_weight_is_the_tensor_it_was(tmp_path, offload):
 
 
 def test_the_weights_go_back_when_the_block_raises(tmp_path):
-    model = tiny_model_under("disk", tmp_path).model
+    model = tiny_model(offload="disk", cache_dir=tmp_path).model
     before = [t for _, t in tensors(model)]
     with pytest.raises(RuntimeError, match="inside"), on_compute_device(model):
         raise RuntimeError("inside")
@@ -64,7 +67,7 @@ def test_the_weights_go_back_when_the_block_raises(tmp_path):
 
 
 def test_without_offload_nothing_is_hooked(tmp_path):
-    model = tiny_model_under("none", tmp_path).model
+    model = tiny_model(offload="none", cache_dir=tmp_path).model
     with on_compute_device(model):
         assert not any(hasattr(m, "_hf_hook") for m in model.modules())
         assert input_device(model) == next(model.parameters()).device

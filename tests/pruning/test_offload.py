@@ -1,6 +1,6 @@
 """`model.offload`: layer-wise pruning (and the layer-wise scores of layer_drop and OWL) with the weights in host
-memory or memory-mapped files gives the same weights, bit for bit, as with the model on its device; under `disk` every weight is a mapped file page after
-pruning; a run's identity does not depend on where the weights waited."""
+memory or memory-mapped files gives the same weights, bit for bit, as with the model on its device; under `disk`
+every weight is a mapped file page after pruning; a run's identity does not depend on where the weights waited."""
 
 from __future__ import annotations
 
@@ -19,13 +19,13 @@ from prunesweep.store.results import identity_hash
 from tests.calibration_inputs import calibration_ids
 from tests.compose import compose_config
 from tests.mapped_files import mapped_ranges, unmapped
-from tests.models import tiny_model_under
+from tests.models import tiny_model
 
 METHODS = {"wanda": prune_wanda, "sparsegpt": prune_sparsegpt}
 
 
 def tiny(offload: str, cache: Path, arch: str = "llama"):
-    return tiny_model_under(offload, cache, arch).model
+    return tiny_model(arch, offload=offload, cache_dir=cache).model
 
 
 def pruned_weights(offload: str, cache: Path, method: str, mode: str, arch: str = "llama") -> dict[str, torch.Tensor]:
@@ -122,7 +122,6 @@ def test_an_offloaded_run_records_the_numbers_of_one_without(tmp_path, data_dir,
 def test_a_step_resumed_from_the_store_is_offloaded_too(tmp_path):
     from prunesweep.run.model_state import ModelState
     from prunesweep.store.checkpoint import save_checkpoint
-    from tests.models import tiny_model
 
     loaded = tiny_model()
     folder = save_checkpoint(loaded.model, loaded.tokenizer, tmp_path / "step_1")
