@@ -3,12 +3,15 @@
 (a) SmolLM2-135M on CUDA in fp32 and bf16: dense WikiText-2 token perplexity (`benchmark=quick`: seq 128, 16,384
     tokens) against the CPU's 53.92 (pass within 0.5 %), Wanda and SparseGPT 0.5 against the CPU figures of
     experiments/baselines/README.md (pass within 1 %; `--cpu-ppl method=value` replaces one, a method without one
-    prints "no CPU reference"), and lm-eval PIQA throughput (all 1,838 examples). `run_tasks` takes an int batch
+    prints "no reference"), and lm-eval PIQA throughput (all 1,838 examples). `run_tasks` takes an int batch
     size (its per-call token cap, `batch_tokens`, needs one), so no `auto`: the row runs `benchmark=quick`'s batch
     and says so.
 (b) A random LLaMA-3-8B shape (conf/model/random_llama3_8b.yaml) in bf16: Wanda and SparseGPT 0.5 prune wall time
     and torch.cuda.max_memory_allocated (peak reset before each prune; each prunes a fresh model), with the model
-    on the GPU (`model.offload=none`) and in host memory, one decoder layer at a time on the GPU (`cpu`).
+    on the GPU (`model.offload=none`) and in host memory, one decoder layer at a time on the GPU (`cpu`); then the
+    pruned model's WikiText-2 perplexity (2,048 tokens; random weights, so only compared across offload modes:
+    pass within 0.1 % of `none`), its evaluation wall time and peak CUDA memory (under `cpu` evaluation runs
+    through accelerate's hooks, one module's weights on the GPU at a time).
 
 `--smoke` runs it all on the CPU on tiny_llama (in place of both models), with small token counts, no references.
 
@@ -55,6 +58,8 @@ PRUNED_TOLERANCE = 0.01
 METHODS = ("wanda", "sparsegpt")
 OFFLOADS = ("none", "cpu")  # the model on the GPU; in host memory, one decoder layer at a time on the GPU
 RATE = 0.5
+LARGE_PPL_TOKENS = 2048  # of the random 8B shape: its perplexity is only compared across offload modes
+OFFLOAD_PPL_TOLERANCE = 0.001
 PIQA_CHOICES = 2  # loglikelihood requests per PIQA example (two solutions per goal)
 
 
@@ -147,8 +152,13 @@ def piqa_row(loaded: LoadedModel, bench: Any, args: argparse.Namespace, dtype: s
 
 
 def large_model_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
-    """(b): prune wall time and peak CUDA memory of each method on a fresh random 8B-shaped model in bf16."""
-    rows = []
+    """(b): prune wall time and peak CUDA memory of each method on a fresh random 8B-shaped model in bf16, then
+    the pruned model's evaluation (perplexity against the same method's under offload=none, wall, peak)."""
+    bench = compose(
+        f"benchmark={'smoke' if args.smoke else 'quick'}", "benchmark.tasks=[]",
+        f"benchmark.ppl_max_tokens={LARGE_PPL_TOKENS}",
+    ).benchmark  # fmt: skip
+    rows, in_memory_ppl = [], {}
     for method, offload in itertools.product(METHODS, OFFLOADS):
         overrides = ("model.dtype=bfloat16", f"model.device={args.device}", f"model.offload={offload}")
         with torch.device(args.device):  # random init on the GPU: seconds there, minutes on the CPU
@@ -162,6 +172,20 @@ def large_model_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
         if cuda:
             peak = torch.cuda.max_memory_allocated() / 2**30
             rows.append(check(f"{name} max_memory_allocated", args.device, "bfloat16", peak, "GiB"))
+            torch.cuda.reset_peak_memory_stats()
+        start = time.perf_counter()
+        (record,) = evaluate(loaded.model, loaded.tokenizer, bench, data_dir())
+        synchronize(args.device)
+        seconds = time.perf_counter() - start
+        reference = in_memory_ppl.get(method)
+        if offload == "none":
+            in_memory_ppl[method] = record["value"]
+        ppl_name = f"{name} wikitext2 ppl (random weights; vs offload=none)"
+        rows.append(check(ppl_name, args.device, "bfloat16", record["value"], "ppl", reference, OFFLOAD_PPL_TOLERANCE))
+        rows.append(check(f"{name} eval wall", args.device, "bfloat16", seconds, "s"))
+        if cuda:
+            peak = torch.cuda.max_memory_allocated() / 2**30
+            rows.append(check(f"{name} eval max_memory_allocated", args.device, "bfloat16", peak, "GiB"))
         del loaded
         free()
     return rows
@@ -174,7 +198,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         if row["unit"] != "ppl":
             return "-"
         if row["reference"] is None:
-            return "no CPU reference"
+            return "no reference"
         return f"{row['reference']:.2f} ({row['rel_diff']:+.2%})"
 
     lines = [("check", "device", "dtype", "figure", "reference", "result")]
