@@ -20,6 +20,7 @@ EXPECTED = {
     "gpu_check": "rows",
     "llm_pruner_vs_torch_pruning": "rows",
     "rate_search": "trials",
+    "recovery_budget": "rows",
     "recovery_effect": "rows",
     "scale_ladder": "rows",
     "stage_memory": "stages",
