@@ -2,6 +2,7 @@
 the recovered model round-trips through a checkpoint, and training actually lowers the held-out loss."""
 
 import json
+import warnings
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,20 @@ def recovery(**kw) -> RecoveryConfig:
 
 def zero_masks(model: nn.Module, targets: list[str]) -> dict[str, torch.Tensor]:
     return {name: (m.weight == 0).clone() for name, m in prunable_linears(model, targets).items()}
+
+
+def test_a_lora_recovery_raises_no_future_warning(data_dir):
+    loaded, pruner = pruned("llama")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        recover(
+            loaded.model,
+            loaded.tokenizer,
+            recovery(max_steps=1, dataset="c4"),
+            data_dir,
+            after_update=pruner.after_update,
+        )
+    assert not [str(w.message) for w in caught if issubclass(w.category, FutureWarning)]
 
 
 @pytest.mark.parametrize("arch", ["llama", "gpt2"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -192,7 +193,11 @@ def _attach_lora(model: nn.Module, cfg: RecoveryConfig) -> PeftModel:
         bias="none",
         task_type="CAUSAL_LM",
     )
-    return get_peft_model(model, lora)
+    with warnings.catch_warnings():
+        # peft reads `model.is_gradient_checkpointing`, which transformers deprecates with a FutureWarning on
+        # every LoRA run: a call inside peft that a user of prunesweep can neither see nor change
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        return get_peft_model(model, lora)
 
 
 def _batches(examples: list[Example], batch_size: int, seed: int) -> Iterator[list[Example]]:
