@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from prunesweep.models.offload import Offloader, offloader_of
+from prunesweep.pruning.base import PruneContext
 from prunesweep.pruning.layer_drop import block_influence, layer_drop
 from prunesweep.pruning.owl import activation_norms
 from prunesweep.pruning.sparsegpt import prune_sparsegpt
@@ -17,7 +18,7 @@ from prunesweep.pruning.wanda import prune_wanda
 from prunesweep.run.cell import run
 from prunesweep.store.results import identity_hash
 from tests.calibration_inputs import calibration_ids
-from tests.compose import compose_config
+from tests.compose import compose_config, make_pruner
 from tests.mapped_files import mapped_ranges, unmapped
 from tests.models import tiny_model
 
@@ -87,6 +88,21 @@ def test_under_disk_offload_every_weight_is_a_mapped_file_page_after_pruning(tmp
     prune_sparsegpt(model, calibration_ids(model), 0.5, mode="sequential", batch_size=3)
     assert mapped_ranges(folder) and unmapped(dict(model.named_parameters()), folder) == []
     assert {p.name for p in folder.iterdir()} >= {"layer_0.safetensors", "layer_1.safetensors", "rest.safetensors"}
+
+
+@pytest.mark.parametrize(("arch", "mode"), [("llama", "block"), ("llama", "channel"), ("gpt2", "block")])
+def test_llm_pruner_under_disk_offload_cuts_the_same_model_and_maps_every_cut_weight_again(tmp_path, arch, mode):
+    pruned = {}
+    for offload in ("none", "disk"):
+        loaded = tiny_model(arch, offload=offload, cache_dir=tmp_path)
+        ctx = PruneContext(loaded.tokenizer, calibration=lambda m=loaded.model: calibration_ids(m))
+        make_pruner("llm_pruner", mode=mode).prune_to(loaded.model, 0.2, ctx)
+        pruned[offload] = loaded.model
+    dense, disk = ({k: v.clone() for k, v in m.state_dict().items()} for m in pruned.values())
+    assert dense.keys() == disk.keys() and all(torch.equal(dense[k], disk[k]) for k in dense)
+    assert unmapped(dict(pruned["disk"].named_parameters()), offloader_of(pruned["disk"]).folder) == []
+    model = pruned["disk"]
+    assert model.get_output_embeddings().weight is model.get_input_embeddings().weight  # still tied
 
 
 def test_the_offload_folder_goes_with_its_model(tmp_path):

@@ -17,7 +17,8 @@ from prunesweep.models.loader import load_model
 from prunesweep.models.params import count_params
 from prunesweep.models.surgery import channel_axis
 from prunesweep.pruning.base import PruneContext
-from prunesweep.pruning.structural.importance import Gradients, aggregate, calibration_gradients, member_scores
+from prunesweep.pruning.structural.gradients import Gradients, calibration_gradients
+from prunesweep.pruning.structural.importance import aggregate, member_scores
 from prunesweep.pruning.structural.llm_pruner import default_layer_range
 from prunesweep.util.errors import PrunesweepError
 from tests.compose import make_pruner

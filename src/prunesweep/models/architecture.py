@@ -36,6 +36,10 @@ class Architecture(ABC):
     def layers(self, model: PreTrainedModel) -> nn.ModuleList: ...
 
     @abstractmethod
+    def final_norm(self, model: PreTrainedModel) -> nn.Module:
+        """The norm between the last decoder layer and the head."""
+
+    @abstractmethod
     def linears(self, layer: nn.Module) -> dict[str, nn.Module]:
         """The prunable linears of one decoder layer, in forward order, named relative to the layer."""
 
@@ -129,6 +133,9 @@ class Llama(Architecture):
 
     def layers(self, model: PreTrainedModel) -> nn.ModuleList:
         return model.model.layers
+
+    def final_norm(self, model: PreTrainedModel) -> nn.Module:
+        return model.model.norm
 
     def linears(self, layer: nn.Module) -> dict[str, nn.Module]:
         names = [f"self_attn.{n}" for n in ("q_proj", "k_proj", "v_proj", "o_proj")]
@@ -225,6 +232,9 @@ class GPT2(Architecture):
 
     def layers(self, model: PreTrainedModel) -> nn.ModuleList:
         return model.transformer.h
+
+    def final_norm(self, model: PreTrainedModel) -> nn.Module:
+        return model.transformer.ln_f
 
     def linears(self, layer: nn.Module) -> dict[str, nn.Module]:
         names = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")

@@ -2,8 +2,8 @@
 
 - `none`: the whole model on its device (`model.device`).
 - `cpu`: the weights in host memory; layer-wise work (calibration statistics, Wanda / SparseGPT / OWL pruning,
-  layer_drop's block influence) moves one decoder layer at a time onto the compute device and back ("sequential
-  onloading").
+  layer_drop's block influence, LLM-Pruner's importance gradients) moves one decoder layer at a time onto the
+  compute device and back ("sequential onloading").
 - `disk`: the weights memory-mapped from safetensors files in a scratch folder, one file per decoder layer plus
   one for the rest: file pages the kernel reads on demand and may drop again, not anonymous memory. A layer that
   pruning changed is written back to its file and mapped again, so its changed copy does not stay in memory.
@@ -54,14 +54,26 @@ class Offloader:
         if self.mode == "disk":
             return_freed_memory()
 
+    def write_back(self, model: nn.Module, index: int | None) -> None:
+        """After surgery replaced weights of decoder layer `index` (None: of the weights outside the layers): under
+        `disk`, write them to that file and map them from it; the other modes keep them where surgery made them."""
+        if self.mode != "disk":
+            return
+        assert self.folder is not None
+        if index is None:
+            spill(rest_params(model), self.folder / f"{REST}.safetensors")
+        else:
+            spill(
+                dict(require_architecture(model).layers(model)[index].named_parameters()),
+                _layer_file(self.folder, index),
+            )
+        return_freed_memory()
+
     @contextmanager
     def embedding(self, model: nn.Module) -> Iterator[None]:
         """Every weight outside the decoder layers on the compute device, unchanged (a forward up to the first
         layer)."""
-        layers = require_architecture(model).layers(model)
-        inside = {id(t) for layer in layers for t in [*layer.parameters(), *layer.buffers()]}
-        outside = [t for t in [*model.parameters(), *model.buffers()] if id(t) not in inside]
-        with self._on_device(outside, keep=False):
+        with self._on_device(outside_layers(model), keep=False):
             yield
 
     @contextmanager
@@ -79,6 +91,13 @@ class Offloader:
         finally:
             for t, data in zip(tensors, home, strict=True):
                 t.data = t.data.to(data.device) if keep else data
+
+
+def outside_layers(model: nn.Module) -> list[torch.Tensor]:
+    """Every weight and buffer of `model` outside its decoder layers (embeddings, final norm, head), once each."""
+    layers = require_architecture(model).layers(model)
+    inside = {id(t) for layer in layers for t in [*layer.parameters(), *layer.buffers()]}
+    return [t for t in [*model.parameters(), *model.buffers()] if id(t) not in inside]
 
 
 _OFFLOADERS: weakref.WeakKeyDictionary[nn.Module, Offloader] = weakref.WeakKeyDictionary()
@@ -102,18 +121,20 @@ def offload(model: nn.Module, mode: str, device: torch.device, scratch: str | Pa
         Path(scratch).mkdir(parents=True, exist_ok=True)
         folder = Path(tempfile.mkdtemp(prefix="offload-", dir=scratch))
         weakref.finalize(model, shutil.rmtree, folder, ignore_errors=True)
-        layers = require_architecture(model).layers(model)
-        in_layers = set()
-        for index, layer in enumerate(layers):
-            params = dict(layer.named_parameters())
-            in_layers |= {id(p) for p in params.values()}
-            spill(params, _layer_file(folder, index))
-        rest = {name: p for name, p in model.named_parameters() if id(p) not in in_layers}
-        spill(rest, folder / f"{REST}.safetensors")
+        for index, layer in enumerate(require_architecture(model).layers(model)):
+            spill(dict(layer.named_parameters()), _layer_file(folder, index))
+        spill(rest_params(model), folder / f"{REST}.safetensors")
         return_freed_memory()
     offloader = Offloader(mode, device, folder)
     _OFFLOADERS[model] = offloader
     return offloader
+
+
+def rest_params(model: nn.Module) -> dict[str, nn.Parameter]:
+    """The parameters outside the decoder layers by name (a tied head once, under the name it has first)."""
+    layers = require_architecture(model).layers(model)
+    inside = {id(p) for layer in layers for p in layer.parameters()}
+    return {name: p for name, p in model.named_parameters() if id(p) not in inside}
 
 
 def _layer_file(folder: Path, index: int) -> Path:

@@ -85,7 +85,7 @@ def check_calibration_ids(ids: torch.Tensor | None) -> None:
 
 
 @contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
+def eval_mode(model: nn.Module) -> Iterator[None]:
     was_training = model.training
     model.eval()
     try:
@@ -95,9 +95,10 @@ def _eval_mode(model: nn.Module) -> Iterator[None]:
 
 
 def capture_layer_inputs(
-    model: PreTrainedModel, calibration_ids: torch.Tensor, batch_size: int = 8
+    model: PreTrainedModel, calibration_ids: torch.Tensor, batch_size: int = 8, grad: bool = False
 ) -> list[LayerInput]:
-    """The inputs of the first decoder layer for `calibration_ids`, in batches of `batch_size` sequences."""
+    """The inputs of the first decoder layer for `calibration_ids`, in batches of `batch_size` sequences
+    (`grad`: with the autograd graph back to the weights before the layers that require a gradient)."""
     check_calibration_ids(calibration_ids)
     first = require_architecture(model).layers(model)[0]
     offloader = offloader_of(model)
@@ -110,7 +111,7 @@ def capture_layer_inputs(
 
     handle = first.register_forward_pre_hook(hook, with_kwargs=True)
     try:
-        with torch.no_grad(), _eval_mode(model), offloader.embedding(model):
+        with torch.set_grad_enabled(grad), eval_mode(model), offloader.embedding(model):
             for batch in calibration_ids.split(batch_size):
                 batch = batch.to(offloader.device)
                 with suppress(_StopForward):  # calibration windows are unpadded: an all-ones mask
@@ -160,7 +161,7 @@ def sequential_calibration(
     arch = require_architecture(model)
     offloader = offloader_of(model)
     inputs = capture_layer_inputs(model, calibration_ids, batch_size)
-    with _eval_mode(model):
+    with eval_mode(model):
         for index, layer in enumerate(bar(arch.layers(model), desc="calibrate + prune layers", unit="layer")):
             with offloader.onloaded(layer, index, changed=True):
                 with recording(arch.linears(layer), kinds) as stats:
@@ -184,7 +185,7 @@ def forward_layerwise(
     arch = require_architecture(model)
     offloader = offloader_of(model)
     inputs = capture_layer_inputs(model, calibration_ids, batch_size)
-    with _eval_mode(model):
+    with eval_mode(model):
         for index, layer in enumerate(bar(arch.layers(model), desc=desc, unit="layer")):
             with offloader.onloaded(layer, index, changed=False), watch(index, layer) if watch else nullcontext():
                 inputs = advance(layer, inputs)

@@ -11,71 +11,22 @@ and the members' unit scores are aggregated with sum / mean / max / prod / last 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
-from torch import nn
 
 from prunesweep.models.groups import Group, Slice
 from prunesweep.models.surgery import channel_axis
-from prunesweep.util.console import bar
+from prunesweep.pruning.structural.gradients import Gradients, calibration_gradients
+
+if TYPE_CHECKING:  # annotations only: importing transformers' model classes costs seconds
+    from transformers import PreTrainedModel
 
 IMPORTANCES = ("l2", "random", "vector", "element1", "element2", "element1+2")
 AGGREGATIONS = ("sum", "mean", "max", "prod", "last")
 GRADIENT_BASED = ("vector", "element1", "element2", "element1+2")
 SECOND_ORDER = ("element2", "element1+2")
-
-
-@dataclass
-class Gradients:
-    """Calibration gradients (mean over samples) and, for second order, the Fisher diagonal, by id(parameter)."""
-
-    grad: dict[int, torch.Tensor]
-    fisher: dict[int, torch.Tensor] | None = None
-
-
-@contextmanager
-def _grad_only_for(model: nn.Module, params: Sequence[nn.Parameter]) -> Iterator[None]:
-    """Run in fp32 with gradients enabled for `params` only (the rest is not differentiated)."""
-    flags = {p: p.requires_grad for p in model.parameters()}
-    dtype = next(model.parameters()).dtype
-    model.float()  # in place: parameter objects (and tied weights) stay the same
-    for p in flags:
-        p.requires_grad_(False)
-    for p in params:
-        p.requires_grad_(True)
-    try:
-        with torch.enable_grad():
-            yield
-    finally:
-        for p, flag in flags.items():
-            p.requires_grad_(flag)
-        model.to(dtype)
-
-
-def calibration_gradients(
-    model: nn.Module, batch: torch.Tensor, params: Sequence[nn.Parameter], second_order: bool
-) -> Gradients:
-    """Gradients of the LM loss (labels = inputs) on `batch`; with `second_order`, one backward pass per
-    sample accumulates F = mean(g_i^2) as the official code's `acc_grad` (the mean of the per-sample
-    gradients is then the batch gradient, since every sample has the same length)."""
-    model.eval()
-    batch = batch.to(next(model.parameters()).device)
-    grad = [torch.zeros_like(p, dtype=torch.float32) for p in params]
-    fisher = [torch.zeros_like(g) for g in grad] if second_order else None
-    with _grad_only_for(model, params):
-        for chunk in bar(batch.split(1) if second_order else [batch], desc="importance gradients", unit="batch"):
-            loss = model(input_ids=chunk, labels=chunk, use_cache=False).loss
-            weight = len(chunk) / len(batch)
-            for i, g in enumerate(torch.autograd.grad(loss, params)):
-                grad[i] += weight * g.float()
-                if fisher is not None:
-                    fisher[i] += g.float().square() / len(batch)
-    ids = [id(p) for p in params]
-    fisher_by_id = dict(zip(ids, fisher, strict=True)) if fisher is not None else None
-    return Gradients(dict(zip(ids, grad, strict=True)), fisher_by_id)
 
 
 def member_scores(member: Slice, n_units: int, importance: str, gradients: Gradients | None) -> torch.Tensor:
@@ -128,7 +79,7 @@ def group_scores(group: Group, importance: str, aggregation: str, gradients: Gra
 
 
 def score_groups(
-    model: nn.Module,
+    model: PreTrainedModel,
     groups: Sequence[Group],
     importance: str,
     aggregation: str | None,

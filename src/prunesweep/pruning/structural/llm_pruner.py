@@ -4,6 +4,7 @@ physically remove the least important ones. `l2` and `random` are the same prune
 from __future__ import annotations
 
 import time
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -11,7 +12,8 @@ import torch
 
 from prunesweep.config.schema import PrunerConfig, choices
 from prunesweep.models.architecture import ATTENTION_UNITS, Architecture, require_architecture
-from prunesweep.models.groups import Group, remove_slice_units, remove_units
+from prunesweep.models.groups import Group, Slice, remove_slice_units
+from prunesweep.models.offload import offloader_of
 from prunesweep.models.params import count_params, dense_params
 from prunesweep.pruning.base import PruneContext, Pruner, PruneResult, PrunerKind
 from prunesweep.pruning.structural.importance import (
@@ -37,6 +39,24 @@ AttentionUnit = choices("AttentionUnit", *ATTENTION_UNITS)
 def default_layer_range(n_layers: int) -> tuple[int, int]:
     """LLM-Pruner's LLaMA-7B block range [4, 30) of 32 layers, scaled: first and last layers always kept."""
     return max(1, round(n_layers / 8)), n_layers - max(1, round(n_layers / 16))
+
+
+def cut_layer_by_layer(model: PreTrainedModel, arch: Architecture, removals: list[tuple[Slice, list[int]]]) -> None:
+    """Remove the units, one decoder layer's modules at a time, then those outside the layers, and sync the model.
+    Under `model.offload=disk` each layer goes back to its file before the next is cut, so only one layer's new
+    weights are anonymous memory at a time (every cut is local to its module: the order changes nothing)."""
+    offloader = offloader_of(model)
+    owner = {id(m): index for index, layer in enumerate(arch.layers(model)) for m in layer.modules()}
+    by_layer: dict[int | None, list[tuple[Slice, list[int]]]] = defaultdict(list)
+    for member, units in removals:
+        by_layer[owner.get(id(member.module))].append((member, units))
+    for index in sorted(i for i in by_layer if i is not None):
+        remove_slice_units(by_layer[index])
+        offloader.write_back(model, index)
+    remove_slice_units(by_layer.get(None, []))
+    arch.sync(model)  # re-ties a head to a cut embedding before the weights outside the layers are written
+    if None in by_layer:
+        offloader.write_back(model, None)
 
 
 @dataclass
@@ -151,12 +171,11 @@ class LLMPruner(Pruner):
             details["importance_seconds"] = time.perf_counter() - start
             if self.cfg.grouping == "dependency":
                 removals, ratios = plan_removal(pools, scores, to_remove, self.cfg.global_ranking)
-                remove_units(removals)
+                cut_layer_by_layer(model, arch, [(s, units) for group, units in removals for s in group.slices])
             else:  # how many units each group loses still follows the aggregated scores
                 group_scores = {name: aggregate(table, self.cfg.aggregation) for name, table in scores.items()}
                 removals, ratios = plan_removal(pools, group_scores, to_remove, self.cfg.global_ranking)
-                remove_slice_units(per_member_removal(removals, scores))
-            arch.sync(model)
+                cut_layer_by_layer(model, arch, per_member_removal(removals, scores))
             details.update({f"group_ratio_{pool}": ratio for pool, ratio in ratios.items()})
         after = count_params(model)[0]
         details["params_after"] = after
