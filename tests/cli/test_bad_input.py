@@ -28,7 +28,7 @@ from prunesweep.config.schema import (
 )
 from prunesweep.data.corpora import CORPUS_FILES
 from prunesweep.evaluation.tasks.loaders import DATASETS
-from prunesweep.models.loader import packaged_gguf_path
+from prunesweep.models.sources import packaged_gguf_path
 from prunesweep.recovery.data import WIKITEXT_TRAIN_FILE
 from prunesweep.run import model_state
 from prunesweep.run.cell import run, validate
@@ -335,6 +335,24 @@ def test_a_run_that_fails_its_data_check_creates_nothing(tmp_path):
     (line,) = error_lines(proc)
     assert f"paths.data_dir '{tmp_path}/no_data' does not exist" in line
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("override", ["paths.data_dir=/no/such/data", "model=llama_7b model.path=/no/such/model"])
+def test_a_missing_folder_fails_before_torch_and_transformers_are_imported(data_dir, override):
+    overrides = [f"paths.data_dir={data_dir}", *override.split()]
+    check = (
+        "import sys\n"
+        "from prunesweep.config.compose import compose_config\n"
+        "from prunesweep.run.validate import validate\n"
+        "from prunesweep.util.errors import PrunesweepError\n"
+        f"cfg = compose_config({overrides!r})\n"
+        "try:\n    validate(cfg)\nexcept PrunesweepError as exc:\n    print('error:', exc)\n"
+        "print(sorted(m for m in ('torch', 'transformers', 'datasets') if m in sys.modules))\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, "-c", check], cwd=root, capture_output=True, text=True, timeout=120)
+    error, imported = proc.stdout.strip().splitlines()
+    assert "does not exist" in error and imported == "[]"
 
 
 def test_the_default_models_file_is_found_without_importing_its_package():

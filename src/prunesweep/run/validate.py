@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from omegaconf import DictConfig
 
 from prunesweep.config.schema import check_config
+from prunesweep.models.sources import check_model_source
 from prunesweep.run.schedule import check_schedule, rates
 from prunesweep.util.errors import PrunesweepError
 
@@ -31,7 +32,11 @@ class RunPlan:
 def validate(cfg: DictConfig) -> RunPlan:
     """Every check that needs no model: bad values, unknown names and missing files fail here, in one line."""
     check_config(cfg)
-    # Imported after the first check, so a bad value fails before torch and transformers load (seconds).
+    if not Path(cfg.paths.data_dir).is_dir():
+        raise PrunesweepError(f"paths.data_dir {cfg.paths.data_dir!r} does not exist (set PRUNESWEEP_DATA_DIR)")
+    check_model_source(cfg.model)
+    # Imported after the checks above, so a bad value or a missing folder fails before torch and transformers load
+    # (seconds).
     from prunesweep.evaluation.checks import check_benchmark
     from prunesweep.models.loader import architecture_config, check_model_config
     from prunesweep.pruning.registry import checked_settings
@@ -44,8 +49,6 @@ def validate(cfg: DictConfig) -> RunPlan:
     cfg, pruner = checked_settings(cfg)
     check_schedule(cfg.schedule)
     check_model_config(cfg.model)
-    if not Path(cfg.paths.data_dir).is_dir():
-        raise PrunesweepError(f"paths.data_dir {cfg.paths.data_dir!r} does not exist (set PRUNESWEEP_DATA_DIR)")
     check_benchmark(cfg.benchmark, cfg.paths.data_dir)
     check_recovery(cfg.recovery, cfg.paths.data_dir)
     uses_calibration = pruner is not None and pruner.uses_calibration
