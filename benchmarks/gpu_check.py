@@ -11,7 +11,8 @@
     on the GPU (`model.offload=none`) and in host memory, one decoder layer at a time on the GPU (`cpu`); then the
     pruned model's WikiText-2 perplexity (2,048 tokens; random weights, so only compared across offload modes:
     pass within 0.1 % of `none`), its evaluation wall time and peak CUDA memory (under `cpu` evaluation runs
-    through accelerate's hooks, one module's weights on the GPU at a time).
+    through accelerate's hooks, one module's weights on the GPU at a time; then again with
+    `model.max_device_memory=8GiB`: the modules that fit stay on the GPU, the rest stream).
 
 `--smoke` runs it all on the CPU on tiny_llama (in place of both models), with small token counts, no references.
 
@@ -50,6 +51,7 @@ from prunesweep.data.corpora import calibration_batch
 from prunesweep.evaluation.harness import run_tasks
 from prunesweep.evaluation.suite import evaluate
 from prunesweep.models.loader import LoadedModel
+from prunesweep.models.offload import offloader_of
 from prunesweep.pruning.base import PruneContext
 
 CPU_PPL = {"dense": 53.92, "wanda": 118.79, "sparsegpt": 111.50}  # SmolLM2, experiments/baselines/README.md
@@ -60,6 +62,7 @@ OFFLOADS = ("none", "cpu")  # the model on the GPU; in host memory, one decoder 
 RATE = 0.5
 LARGE_PPL_TOKENS = 2048  # of the random 8B shape: its perplexity is only compared across offload modes
 OFFLOAD_PPL_TOLERANCE = 0.001
+RESIDENT_BYTES = 8 << 30  # `model.max_device_memory` of the second evaluation under offload=cpu
 PIQA_CHOICES = 2  # loglikelihood requests per PIQA example (two solutions per goal)
 
 
@@ -173,19 +176,26 @@ def large_model_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
             peak = torch.cuda.max_memory_allocated() / 2**30
             rows.append(check(f"{name} max_memory_allocated", args.device, "bfloat16", peak, "GiB"))
             torch.cuda.reset_peak_memory_stats()
-        start = time.perf_counter()
-        (record,) = evaluate(loaded.model, loaded.tokenizer, bench, data_dir())
-        synchronize(args.device)
-        seconds = time.perf_counter() - start
-        reference = in_memory_ppl.get(method)
-        if offload == "none":
-            in_memory_ppl[method] = record["value"]
-        ppl_name = f"{name} wikitext2 ppl (random weights; vs offload=none)"
-        rows.append(check(ppl_name, args.device, "bfloat16", record["value"], "ppl", reference, OFFLOAD_PPL_TOLERANCE))
-        rows.append(check(f"{name} eval wall", args.device, "bfloat16", seconds, "s"))
-        if cuda:
-            peak = torch.cuda.max_memory_allocated() / 2**30
-            rows.append(check(f"{name} eval max_memory_allocated", args.device, "bfloat16", peak, "GiB"))
+        budgets = [None] if offload == "none" else [None, RESIDENT_BYTES]
+        for budget in budgets:  # under offload: every module streamed, then what fits kept on the device
+            offloader_of(loaded.model).resident_bytes = budget
+            label = name if budget is None else f"{name} max_device_memory={RESIDENT_BYTES >> 30}GiB"
+            if cuda:
+                torch.cuda.reset_peak_memory_stats()
+            start = time.perf_counter()
+            (record,) = evaluate(loaded.model, loaded.tokenizer, bench, data_dir())
+            synchronize(args.device)
+            seconds = time.perf_counter() - start
+            reference = in_memory_ppl.get(method)
+            if offload == "none":
+                in_memory_ppl[method] = record["value"]
+            ppl_name = f"{label} wikitext2 ppl (random weights; vs offload=none)"
+            ppl_row = check(ppl_name, args.device, "bfloat16", record["value"], "ppl", reference, OFFLOAD_PPL_TOLERANCE)
+            rows.append(ppl_row)
+            rows.append(check(f"{label} eval wall", args.device, "bfloat16", seconds, "s"))
+            if cuda:
+                peak = torch.cuda.max_memory_allocated() / 2**30
+                rows.append(check(f"{label} eval max_memory_allocated", args.device, "bfloat16", peak, "GiB"))
         del loaded
         free()
     return rows

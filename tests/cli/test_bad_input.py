@@ -392,6 +392,24 @@ def test_outputs_default_to_the_working_directory(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["model.offload=cpu", "model.max_device_memory=lots"], "model.max_device_memory='lots': expected a positive"),
+        (["model.offload=disk", "model.max_device_memory=0GiB"], "expected a positive size such as 20GiB"),
+        (["model.offload=cpu", "model.max_device_memory=20XB"], "expected a positive size"),
+        (["model.max_device_memory=20GiB"], "model.max_device_memory needs model.offload=cpu or disk"),
+    ],
+)
+def test_a_bad_device_memory_budget_is_one_line(data_dir, overrides, message):
+    assert message in settings_error(data_dir, *overrides)
+
+
+def test_a_device_memory_budget_in_any_unit_passes(data_dir):
+    for size in ("20GiB", "1.5 GB", "512MB", "4096KiB", "100000B"):
+        validate(smoke(data_dir, "model.offload=disk", f"model.max_device_memory={size}"))
+
+
+@pytest.mark.parametrize(
     ("args", "message"),
     [
         (

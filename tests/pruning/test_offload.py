@@ -114,14 +114,14 @@ def test_the_offload_folder_goes_with_its_model(tmp_path):
 
 
 def test_where_the_weights_wait_is_not_part_of_a_runs_identity(tmp_path, data_dir):
-    def identity(offload: str) -> str:
-        return identity_hash(compose_config(["experiment=smoke", f"model.offload={offload}"]), {"inputs": 1})
+    def identity(offload: str, *more: str) -> str:
+        return identity_hash(compose_config(["experiment=smoke", f"model.offload={offload}", *more]), {"inputs": 1})
 
-    assert identity("none") == identity("cpu") == identity("disk")
+    assert identity("none") == identity("cpu") == identity("disk") == identity("disk", "model.max_device_memory=1GiB")
 
 
 @pytest.mark.parametrize(("pruner", "offload"), [
-    ("wanda", "disk"), ("wanda", "cpu"), ("layer_drop", "disk"), ("llm_pruner pruner.rate=0.2 schedule.milestones=[0.1,0.2]", "disk"),
+    ("wanda", "disk"), ("wanda", "cpu model.max_device_memory=400KB"), ("layer_drop", "disk"), ("llm_pruner pruner.rate=0.2 schedule.milestones=[0.1,0.2]", "disk"),
 ])  # fmt: skip
 def test_an_offloaded_run_records_the_numbers_of_one_without(tmp_path, data_dir, pruner, offload):
     overrides = [
@@ -129,8 +129,8 @@ def test_an_offloaded_run_records_the_numbers_of_one_without(tmp_path, data_dir,
         f"paths.data_dir={data_dir}", f"paths.store_dir={tmp_path}/store", f"paths.cache_dir={tmp_path}/cache",
     ]  # fmt: skip
     first = run(compose_config(overrides), tmp_path / "none")
-    elsewhere = [f"paths.store_dir={tmp_path}/store2", f"model.offload={offload}"]  # computed again, not reused
-    again = run(compose_config([*overrides, *elsewhere]), tmp_path / offload)
+    elsewhere = [f"paths.store_dir={tmp_path}/store2", *f"model.offload={offload}".split()]  # computed again
+    again = run(compose_config([*overrides, *elsewhere]), tmp_path / "offloaded")
     metrics = lambda rows: {(r["step"], r["stage"], r["task"], r["metric"]): r["value"] for r in rows}  # noqa: E731
     assert len(metrics(first)) > 3 and metrics(first) == metrics(again)
 

@@ -75,6 +75,9 @@ class ModelConfig:
     dtype: ModelDtype = ModelDtype["float32"]  # type: ignore[valid-type]
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     offload: OffloadMode = OffloadMode["none"]  # type: ignore[valid-type]  # none | cpu (host memory) | disk (mmap)
+    # with offload cpu|disk: how much compute-device memory ("20GiB", "512MB") evaluation may fill with weights
+    # kept there for the whole evaluation; the modules beyond it stream in per forward. None: all of them stream.
+    max_device_memory: str | None = None
     trust_remote_code: bool = False
 
 
@@ -280,6 +283,18 @@ def check_pruner_node(node: DictConfig) -> None:
         _check_node(node, PrunerConfig, "pruner.", closed=False)
 
 
+SIZE_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+SIZE_UNITS |= {"KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
+
+
+def size_bytes(key: str, text: str) -> int:
+    """Bytes of a size such as "20GiB" or "1.5 GB" (accelerate's `max_memory` units), refused unless positive."""
+    found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)\s*", str(text))
+    if found is None or found[2] not in SIZE_UNITS or float(found[1]) <= 0:
+        raise PrunesweepError(f"{key}={text!r}: expected a positive size such as 20GiB or 512MB")
+    return int(float(found[1]) * SIZE_UNITS[found[2]])
+
+
 def check_config(cfg: DictConfig) -> None:
     """The checks a composed config needs before any import of torch: unknown keys (also `+key=...` appends)
     in every typed group, the numeric range of every `bounded` field, and a folder-safe `experiment_name`."""
@@ -291,6 +306,12 @@ def check_config(cfg: DictConfig) -> None:
             f"schedule.target={cfg.schedule.target} disagrees with pruner.rate={cfg.pruner.rate}: pruner.rate owns "
             "the final rate (set pruner.rate, leave schedule.target unset)"
         )
+    if cfg.model.max_device_memory is not None:
+        size_bytes("model.max_device_memory", cfg.model.max_device_memory)
+        if cfg.model.offload == "none":
+            raise PrunesweepError(
+                "model.max_device_memory needs model.offload=cpu or disk (with none every weight is on the device)"
+            )
     if not cfg.benchmark.tasks and not cfg.benchmark.perplexity:
         raise PrunesweepError(
             f"benchmark {cfg.benchmark.name!r} measures nothing: list benchmark.tasks or benchmark.perplexity"

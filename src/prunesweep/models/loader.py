@@ -18,7 +18,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from prunesweep.config.schema import ModelConfig
+from prunesweep.config.schema import ModelConfig, size_bytes
 from prunesweep.models.offload import offload
 from prunesweep.models.sources import check_model_source, packaged_gguf_path
 from prunesweep.models.tiny_tokenizer import byte_level_tokenizer
@@ -87,7 +87,9 @@ def place(model: PreTrainedModel, cfg: ModelConfig, cache_dir: str | Path) -> No
     if cfg.offload == "none":
         model.to(device)
     else:
-        offload(model, cfg.offload, device, Path(cache_dir) / "offload")
+        budget = cfg.get("max_device_memory")
+        resident = None if budget is None else size_bytes("model.max_device_memory", budget)
+        offload(model, cfg.offload, device, Path(cache_dir) / "offload", resident)
 
 
 def architecture_config(cfg: ModelConfig, cache_dir: str | Path) -> PretrainedConfig | None:

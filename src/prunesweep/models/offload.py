@@ -19,7 +19,7 @@ import shutil
 import tempfile
 import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import torch
@@ -36,10 +36,13 @@ REST = "rest"  # the file of every weight outside the decoder layers (embeddings
 class Offloader:
     """Moves a module's weights onto the compute device for a block of work and puts them back after it."""
 
-    def __init__(self, mode: str, device: torch.device, folder: Path | None = None) -> None:
+    def __init__(
+        self, mode: str, device: torch.device, folder: Path | None = None, resident_bytes: int | None = None
+    ) -> None:
         if (mode == "disk") != (folder is not None):
             raise ValueError("offload=disk needs a folder, and only it")
         self.mode, self.device, self.folder = mode, device, folder
+        self.resident_bytes = resident_bytes  # device memory evaluation may keep weights in (`models.dispatch`)
 
     @contextmanager
     def onloaded(self, layer: nn.Module, index: int, changed: bool) -> Iterator[nn.Module]:
@@ -73,8 +76,12 @@ class Offloader:
     def embedding(self, model: nn.Module) -> Iterator[None]:
         """Every weight outside the decoder layers on the compute device, unchanged (a forward up to the first
         layer)."""
-        with self._on_device(outside_layers(model), keep=False):
+        with self.on_device(outside_layers(model)):
             yield
+
+    def on_device(self, tensors: list[torch.Tensor]) -> AbstractContextManager[None]:
+        """`tensors` on the compute device inside the block, unchanged, and back where they wait after it."""
+        return self._on_device(tensors, keep=False)
 
     @contextmanager
     def _on_device(self, tensors: list[torch.Tensor], keep: bool) -> Iterator[None]:
@@ -112,9 +119,12 @@ def offloader_of(model: nn.Module) -> Offloader:
     return Offloader("none", first.device if first is not None else torch.device("cpu"))
 
 
-def offload(model: nn.Module, mode: str, device: torch.device, scratch: str | Path) -> Offloader:
+def offload(
+    model: nn.Module, mode: str, device: torch.device, scratch: str | Path, resident_bytes: int | None = None
+) -> Offloader:
     """Put `model` under `mode` with its weights in host memory; for `disk`, write them into a fresh folder below
-    `scratch` (removed with the model, or at exit) and map them from there."""
+    `scratch` (removed with the model, or at exit) and map them from there. `resident_bytes`: the device memory
+    evaluation may keep weights in."""
     folder = None
     model.to("cpu")
     if mode == "disk":
@@ -125,7 +135,7 @@ def offload(model: nn.Module, mode: str, device: torch.device, scratch: str | Pa
             spill(dict(layer.named_parameters()), _layer_file(folder, index))
         spill(rest_params(model), folder / f"{REST}.safetensors")
         return_freed_memory()
-    offloader = Offloader(mode, device, folder)
+    offloader = Offloader(mode, device, folder, resident_bytes)
     _OFFLOADERS[model] = offloader
     return offloader
 

@@ -16,7 +16,8 @@ RESULTS_FILE = "results.jsonl"
 TRIAL_FILE = "search.json"  # a rate-search trial beside its cell\'s results
 # Settings that do not change a cell's numbers: excluded from its identity.
 NON_IDENTITY_KEYS = ("paths", "logger", "experiment_name", "threads", "verbose", "search")
-NON_IDENTITY_MODEL_KEYS = ("offload",)  # where the weights wait between layers: the same masks either way
+# where the weights wait between layers and which stay on the device for evaluation: the same numbers either way
+NON_IDENTITY_MODEL_KEYS = ("offload", "max_device_memory")
 
 
 def resolved_config(cfg: DictConfig) -> dict[str, Any]:
