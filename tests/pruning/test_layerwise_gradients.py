@@ -101,3 +101,19 @@ def test_each_layer_is_onloaded_once_forward_and_once_backward_from_the_lowest_s
     monkeypatch.setattr(Offloader, "onloaded", spy)
     calibration_gradients(model, batch(), group_weights(model, "block"), second_order=False)  # layer 1 scored
     assert turns == [(0, False), (1, False), (2, False), (3, False), (3, False), (2, False), (1, False)]
+
+
+@pytest.mark.parametrize("mode", ["block", "channel"])
+def test_each_weights_final_gradient_is_handed_over_once_and_dropped(mode):
+    model = tiny_model("llama").model
+    params = group_weights(model, mode)
+    expected = calibration_gradients(model, batch(), params, second_order=True)
+    handed: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def complete(done, gradients):
+        assert not {id(p) for p in done} & handed.keys() and gradients.grad.keys() == {id(p) for p in done}
+        handed.update({id(p): (gradients.grad[id(p)], gradients.fisher[id(p)]) for p in done})
+
+    left = calibration_gradients(model, batch(), params, second_order=True, complete=complete)
+    assert left.grad == {} and left.fisher == {} and handed.keys() == expected.grad.keys()
+    assert all(torch.equal(g, expected.grad[k]) and torch.equal(f, expected.fisher[k]) for k, (g, f) in handed.items())

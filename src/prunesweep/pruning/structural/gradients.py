@@ -12,7 +12,7 @@ second capture of the first layer's inputs, run with its graph at the end."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -53,6 +53,12 @@ class _Accumulator:
         if self.fisher is not None:
             self.fisher[id(param)] += g.square() / self.chunks
 
+    def take(self, params: Sequence[nn.Parameter]) -> Gradients:
+        """The final gradients of `params`, no longer held here."""
+        keys = [id(p) for p in params]
+        fisher = None if self.fisher is None else {k: self.fisher.pop(k) for k in keys}
+        return Gradients({k: self.grad.pop(k) for k in keys}, fisher)
+
     def result(self) -> Gradients:
         return Gradients(self.grad, self.fisher)
 
@@ -92,11 +98,19 @@ def _grads(outputs: torch.Tensor, inputs: list[torch.Tensor], grad_outputs: torc
 
 
 def calibration_gradients(
-    model: PreTrainedModel, batch: torch.Tensor, params: Sequence[nn.Parameter], second_order: bool
+    model: PreTrainedModel,
+    batch: torch.Tensor,
+    params: Sequence[nn.Parameter],
+    second_order: bool,
+    complete: Callable[[list[nn.Parameter], Gradients], None] | None = None,
 ) -> Gradients:
     """Gradients of the LM loss (labels = inputs) on `batch`; with `second_order`, one chunk per sample and
     F = mean(g_i^2) as the official code's `acc_grad` (the mean of the per-sample gradients is then the batch
-    gradient, since every sample has the same length). Without it, one chunk: the whole batch."""
+    gradient, since every sample has the same length). Without it, one chunk: the whole batch.
+
+    `complete(params, gradients)` is handed each layer's gradients (and the head's, the embedding's) as soon as
+    they are final and they are dropped here, so a caller that reduces them to scores holds one layer's at a
+    time; the gradients returned are those not handed over."""
     arch = require_architecture(model)
     offloader, layers = offloader_of(model), arch.layers(model)
     size = 1 if second_order else len(batch)
@@ -136,6 +150,9 @@ def calibration_gradients(
                 for p, g in zip(head_params, grads, strict=True):
                     if id(p) not in embedding_ids:
                         total.add(p, g)
+        head_only = [p for p in head_params if id(p) not in embedding_ids]
+        if complete is not None and head_only:
+            complete(head_only, total.take(head_only))
 
         for index in bar(range(len(layers) - 1, lowest - 1, -1), desc="importance backward", unit="layer"):
             layer, mine, needs_input = layers[index], per_layer[index], index > lowest or bool(embedding_params)
@@ -150,6 +167,8 @@ def calibration_gradients(
                     for p, g in zip(mine, grads, strict=True):
                         total.add(p, g)
             kept[index - lowest] = []
+            if complete is not None and mine:
+                complete(mine, total.take(mine))
 
         if embedding_params:  # the capture again, with its graph, used while its weights are as it saw them
             with offloader.embedding(model), _float32(outside_layers(model)):
@@ -159,4 +178,6 @@ def calibration_gradients(
                     for p, g in zip(embedding_params, grads, strict=True):
                         head_part = pending[chunk].get(id(p))
                         total.add(p, g if head_part is None else head_part if g is None else head_part + g)
+        if complete is not None and embedding_params:
+            complete(embedding_params, total.take(embedding_params))
     return total.result()

@@ -73,11 +73,6 @@ def member_table(group: Group, importance: str, gradients: Gradients | None) -> 
     return torch.stack([member_scores(s, group.n_units, importance, gradients) for s in group.slices])
 
 
-def group_scores(group: Group, importance: str, aggregation: str, gradients: Gradients | None) -> torch.Tensor:
-    """One importance score per unit of `group` (higher = more important)."""
-    return aggregate(member_table(group, importance, gradients), aggregation)
-
-
 def score_groups(
     model: PreTrainedModel,
     groups: Sequence[Group],
@@ -92,11 +87,32 @@ def score_groups(
         generator = torch.Generator().manual_seed(seed)
         shape = {g.name: (g.n_units,) if aggregation else (len(g.slices), g.n_units) for g in groups}
         return {g.name: torch.rand(shape[g.name], generator=generator) for g in groups}
-    gradients = None
     if importance in GRADIENT_BASED:
         assert calibration is not None, f"{importance} importance needs a calibration batch"
-        params = list({id(s.module.weight): s.module.weight for g in groups for s in g.slices}.values())
-        gradients = calibration_gradients(model, calibration, params, importance in SECOND_ORDER)
+        tables = gradient_tables(model, groups, importance, calibration)
+    else:
+        tables = {g.name: member_table(g, importance, None) for g in groups}
     if aggregation is None:
-        return {g.name: member_table(g, importance, gradients) for g in groups}
-    return {g.name: group_scores(g, importance, aggregation, gradients) for g in groups}
+        return tables
+    return {name: aggregate(table, aggregation) for name, table in tables.items()}
+
+
+def gradient_tables(
+    model: PreTrainedModel, groups: Sequence[Group], importance: str, calibration: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """(members, units) scores of every group from the calibration gradients, each member scored as soon as its
+    weight's gradient is final, so only one layer's gradients are held at a time."""
+    users: dict[int, list[tuple[Group, int]]] = {}
+    for group in groups:
+        for k, member in enumerate(group.slices):
+            users.setdefault(id(member.module.weight), []).append((group, k))
+    rows: dict[tuple[str, int], torch.Tensor] = {}
+
+    def score(params: list, gradients: Gradients) -> None:
+        for p in params:
+            for group, k in users[id(p)]:
+                rows[group.name, k] = member_scores(group.slices[k], group.n_units, importance, gradients)
+
+    params = list({id(s.module.weight): s.module.weight for g in groups for s in g.slices}.values())
+    calibration_gradients(model, calibration, params, importance in SECOND_ORDER, complete=score)
+    return {g.name: torch.stack([rows[g.name, k] for k in range(len(g.slices))]) for g in groups}
